@@ -1,0 +1,1 @@
+"""The Alembic history of the wcs-audit schema (target metadata: ``projections.tables``)."""

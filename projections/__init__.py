@@ -1,0 +1,1 @@
+"""Kafka consumers that build PostgreSQL read models of WCS sessions, streams and calls."""

@@ -1,0 +1,82 @@
+"""The ``wcs-audit`` command: one entry point for the local stack and every service."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from wcs_audit.settings import Settings, SettingsError
+from wcs_audit.stack import StackError, stack_down, stack_status, stack_up
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def cmd_stack_up(_: argparse.Namespace, settings: Settings) -> int:
+    timings = stack_up(settings)
+    print(f"kafka     {settings.kafka_bootstrap}  ready in {timings['kafka']:.1f}s")
+    print(f"postgres  {settings.database_url}  ready in {timings['postgres']:.1f}s")
+    return 0
+
+
+def cmd_stack_down(_: argparse.Namespace, settings: Settings) -> int:
+    stopped = stack_down(settings)
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    return 0
+
+
+def cmd_stack_status(_: argparse.Namespace, settings: Settings) -> int:
+    status = stack_status(settings)
+    print(
+        f"kafka     {status.kafka_bootstrap}  {'up' if status.kafka_up else 'down'}"
+        f"{' (local)' if status.kafka_local else ''}"
+    )
+    print(
+        f"postgres  {status.database_url}  {'up' if status.postgres_up else 'down'}"
+        f"{' (local)' if status.postgres_local else ''}"
+    )
+    return 0 if status.kafka_up and status.postgres_up else 1
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from migrations.run import upgrade
+
+    upgrade(settings.database_url, args.revision)
+    print(f"database at {args.revision}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command tree; each leaf sets ``handler`` to the function that runs it."""
+    parser = argparse.ArgumentParser(prog="wcs-audit", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    stack = commands.add_parser("stack", help="local Kafka and PostgreSQL (no Docker needed)")
+    stack_commands = stack.add_subparsers(required=True, metavar="ACTION")
+    for name, handler, text in (
+        ("up", cmd_stack_up, "start (or reuse) Kafka and PostgreSQL on loopback"),
+        ("down", cmd_stack_down, "stop what `stack up` started"),
+        ("status", cmd_stack_status, "print the Kafka bootstrap address and the database URL"),
+    ):
+        stack_commands.add_parser(name, help=text).set_defaults(handler=handler)
+
+    migrate = commands.add_parser("migrate", help="upgrade the database schema (Alembic)")
+    migrate.add_argument("revision", nargs="?", default="head")
+    migrate.set_defaults(handler=cmd_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one command; settings or stack errors print one line and exit 2."""
+    args = build_parser().parse_args(argv)
+    handler: Command = args.handler
+    try:
+        return handler(args, Settings.from_env(os.environ))
+    except (SettingsError, StackError) as error:
+        print(f"wcs-audit: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
