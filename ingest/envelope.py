@@ -23,8 +23,8 @@ Record format, schema version 1 (``docs/record-format.md`` is the operator's cop
 from __future__ import annotations
 
 import hashlib
-import os
-from collections.abc import Mapping, Sequence
+import random as _random
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -44,13 +44,15 @@ KNOWN_HOOKS = frozenset({
 Headers = list[tuple[str, bytes]]
 
 
-def uuid7(now_us: int) -> UUID:
+def uuid7(now_us: int, random_bits: Callable[[int], int] = _random.getrandbits) -> UUID:
     """A UUIDv7 (RFC 9562) for ``now_us``: 48-bit milliseconds, then sub-millisecond bits in
-    ``rand_a`` (RFC 9562 §6.2 method 3) so ids of one process sort by receipt to ~0.25 µs."""
+    ``rand_a`` (RFC 9562 §6.2 method 3) so ids of one process sort by receipt to ~0.25 µs.
+
+    The 62 random bits make ids unique, not secret: a fast PRNG (seeded from the OS) serves.
+    """
     millis, micros = divmod(now_us, 1000)
     sub_ms = micros * 4096 // 1000
-    rand_b = int.from_bytes(os.urandom(8)) & ((1 << 62) - 1)
-    value = (millis << 80) | (0x7 << 76) | (sub_ms << 64) | (0b10 << 62) | rand_b
+    value = (millis << 80) | (0x7 << 76) | (sub_ms << 64) | (0b10 << 62) | random_bits(62)
     return UUID(int=value)
 
 

@@ -47,6 +47,13 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_receiver(_: argparse.Namespace, settings: Settings) -> int:
+    from ingest.app import serve
+
+    serve(settings)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command tree; each leaf sets ``handler`` to the function that runs it."""
     parser = argparse.ArgumentParser(prog="wcs-audit", description=__doc__)
@@ -64,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="upgrade the database schema (Alembic)")
     migrate.add_argument("revision", nargs="?", default="head")
     migrate.set_defaults(handler=cmd_migrate)
+
+    receiver = commands.add_parser("receiver", help="the WCS hook receiver (HTTP -> Kafka)")
+    receiver.set_defaults(handler=cmd_receiver)
     return parser
 
 

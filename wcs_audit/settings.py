@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -62,6 +63,23 @@ def _optional(text: str) -> str | None:
     return text or None
 
 
+def _json_object(text: str) -> dict[str, Any] | None:
+    if not text.strip():
+        return None
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object")
+    return value
+
+
+def _user_password(text: str) -> str | None:
+    if not text:
+        return None
+    if ":" not in text:
+        raise ValueError("must be user:password")
+    return text
+
+
 def _default_state_dir() -> Path:
     """Where the local stack keeps its data between runs.
 
@@ -104,6 +122,33 @@ class Settings:
     # HTTP receiver
     http_host: str = _env("HTTP_HOST", str, "127.0.0.1")
     http_port: int = _env("HTTP_PORT", _int, 9081)
+    max_body_bytes: int = _env("MAX_BODY_BYTES", _positive_int, 1024 * 1024)
+    rejected_keep_bytes: int = _env("REJECTED_KEEP_BYTES", _positive_int, 64 * 1024)
+    connect_rest_client_config: dict[str, Any] | None = _env(
+        "CONNECT_REST_CLIENT_CONFIG", _json_object, None
+    )
+    hmac_key: str | None = _env("HMAC_KEY", _optional, None, repr=False)
+    basic_auth: str | None = _env("BASIC_AUTH", _user_password, None, repr=False)
+    allow_cidrs: tuple[str, ...] = _env("ALLOW_CIDRS", _cidrs, ())
+    secret_fields: tuple[str, ...] = _env(
+        "SECRET_FIELDS", _csv, ("sipPassword", "authToken", "token", "password", "secret")
+    )
+    spool_dir: Path | None = _env("SPOOL_DIR", _path, None)
+    spool_max_bytes: int = _env("SPOOL_MAX_BYTES", _positive_int, 1024 * 1024 * 1024)
+    produce_timeout_ms: int = _env("PRODUCE_TIMEOUT_MS", _positive_int, 2000)
+    linger_ms: int = _env("LINGER_MS", _int, 1)
+
+    # Projector (Kafka -> PostgreSQL read models)
+    projector_group: str = _env("PROJECTOR_GROUP", str, "wcs-audit-projections")
+    projector_batch_size: int = _env("PROJECTOR_BATCH_SIZE", _positive_int, 5000)
+    projector_batch_timeout_ms: int = _env("PROJECTOR_BATCH_TIMEOUT_MS", _positive_int, 200)
+    projector_retry_window_s: float = _env("PROJECTOR_RETRY_WINDOW_S", _float, 5.0)
+    projector_keepalive_interval_s: float = _env("PROJECTOR_KEEPALIVE_INTERVAL_S", _float, 10.0)
+    projector_keepalive_misses: int = _env("PROJECTOR_KEEPALIVE_MISSES", _positive_int, 3)
+    projector_stream_silence_s: float = _env("PROJECTOR_STREAM_SILENCE_S", _float, 3600.0)
+    projector_session_silence_s: float = _env("PROJECTOR_SESSION_SILENCE_S", _float, 3600.0)
+    projector_metrics_host: str = _env("PROJECTOR_METRICS_HOST", str, "127.0.0.1")
+    projector_metrics_port: int = _env("PROJECTOR_METRICS_PORT", _int, 9082)
 
     # Local stack (wcs-audit stack up)
     kafka_controller_port: int = _env("KAFKA_CONTROLLER_PORT", _int, 9093)
@@ -140,6 +185,11 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied (tests give each case its own topic or database)."""
         return dataclasses.replace(self, **changes)
+
+    @property
+    def spool_path(self) -> Path:
+        """The receiver's spool directory (``WCS_AUDIT_SPOOL_DIR``, else under the state dir)."""
+        return self.spool_dir or self.state_dir / "spool"
 
     @property
     def uses_local_postgres(self) -> bool:

@@ -1,0 +1,1 @@
+"""The WCS hook receiver: HTTP -> envelope -> Kafka (or the local spool while Kafka is away)."""

@@ -1,0 +1,232 @@
+"""One hook request in, one answer out: validate, redact, envelope, publish, echo.
+
+Transport-free: :meth:`HookReceiver.receive` takes what the HTTP layer read and returns the
+answer. Every refusal is answered with a 4xx and kept on the rejected topic; a 200 means the
+hook is in Kafka or fsync'd in the spool.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ingest.envelope import KNOWN_HOOKS, SCHEMA_VERSION, Envelope, uuid7
+from ingest.metrics import IngestMetrics
+from ingest.publish import Publisher, PublishRejected
+from ingest.redact import Redactor
+from ingest.security import Denial, Guard
+from ingest.spool import SpooledRecord, SpoolError
+from wcs_audit.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+HOOK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+JSON_TYPE = re.compile(rb"^\s*application/([a-z0-9.+-]*\+)?json\s*(;|$)", re.IGNORECASE)
+TEXT = b"text/plain; charset=utf-8"
+JSON = b"application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What the HTTP layer read. ``body`` is None when it exceeded the limit (not kept)."""
+
+    method: str
+    path: str
+    remote_addr: str
+    content_type: bytes | None
+    authorization: Sequence[bytes]
+    body: bytes | None
+    body_prefix: bytes  # the first bytes, kept for the rejected topic
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: bytes
+    content_type: bytes = TEXT
+    headers: Sequence[tuple[bytes, bytes]] = ()
+
+
+class HookReceiver:
+    """Turns hook requests into Kafka records; built once per process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        publisher: Publisher,
+        metrics: IngestMetrics,
+        clock_us: Callable[[], int],
+    ) -> None:
+        self.settings = settings
+        self.publisher = publisher
+        self.metrics = metrics
+        self.clock_us = clock_us
+        self.guard = Guard.of(settings.hmac_key, settings.basic_auth, settings.allow_cidrs)
+        self.redactor = Redactor(settings.secret_fields)
+        self.connect_config = settings.connect_rest_client_config
+        self._counters: dict[tuple[str, int], Any] = {}
+
+    def count(self, hook: str | None, status: int) -> None:
+        """Counts an answer (the labelled child is looked up once per hook and status)."""
+        key = (metric_hook(hook), status)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self.metrics.requests.labels(key[0], str(status))
+            self._counters[key] = counter
+        counter.inc()
+
+    async def receive(self, request: Request) -> Answer:
+        """Answers one request on a hook path; never raises for bad input."""
+        now_us = self.clock_us()
+        hook = hook_name(request.path)
+        denial = self._refuse(request, hook)
+        if denial is not None:
+            return await self.reject(request, hook, now_us, denial)
+        assert hook is not None, "_refuse lets no request without a hook through"
+        assert request.body is not None, "_refuse lets no oversized body through"
+        try:
+            parsed = orjson.loads(request.body)
+        except orjson.JSONDecodeError as error:
+            return await self.reject(request, hook, now_us, Denial(400, f"invalid JSON: {error}"))
+        if not isinstance(parsed, dict):
+            return await self.reject(
+                request, hook, now_us, Denial(400, "the body must be a JSON object")
+            )
+        return await self._accept(request, hook, parsed, now_us)
+
+    def _refuse(self, request: Request, hook: str | None) -> Denial | None:  # noqa: PLR0911
+        """The first check that fails, in the order a client can fix them."""
+        if hook is None:
+            return Denial(404, "no hook name: POST to <restUrl>/<hookName>")
+        if request.method != "POST":
+            return Denial(405, f"{request.method} not allowed: WCS hooks are POSTed")
+        denial = self.guard.check_source(request.remote_addr)
+        if denial is not None:
+            return denial
+        if request.body is None:
+            return Denial(413, f"body larger than {self.settings.max_body_bytes} bytes")
+        denial = self.guard.check_credentials(request.authorization, request.body)
+        if denial is not None:
+            return denial
+        if request.content_type is not None and not JSON_TYPE.match(request.content_type):
+            return Denial(
+                415, f"content type {request.content_type.decode(errors='replace')!r} is not JSON"
+            )
+        return None
+
+    async def _accept(
+        self, request: Request, hook: str, parsed: dict[str, Any], now_us: int
+    ) -> Answer:
+        assert request.body is not None
+        value, redacted = self.redactor.redact(request.body, parsed)
+        envelope = Envelope(
+            event_id=uuid7(now_us),
+            hook=hook,
+            received_at_us=now_us,
+            remote_addr=request.remote_addr,
+            node_id=text_field(parsed, "nodeId"),
+            session_id=text_field(parsed, "sessionId"),
+            value=value,
+            redacted=redacted,
+        )
+        record = SpooledRecord(self.settings.topic, envelope.key, value, envelope.headers())
+        try:
+            where = await self.publisher.publish(record)
+        except PublishRejected as error:
+            return await self.reject(request, hook, now_us, Denial(413, f"Kafka refused: {error}"))
+        except SpoolError as error:
+            logger.error("ingest.hook.unavailable", extra={"hook": hook, "error": str(error)})
+            self.count(hook, 503)
+            return Answer(
+                503,
+                b"Kafka unavailable and spool cannot take more\n",
+                headers=[(b"retry-after", b"5")],
+            )
+        if where == "spool":
+            self.metrics.spooled.inc()
+        self.count(hook, 200)
+        return Answer(200, self.echo(hook, request.body, parsed), JSON)
+
+    def echo(self, hook: str, body: bytes, parsed: dict[str, Any]) -> bytes:
+        """The body WCS sent (its secrets included: WCS owns them), plus ``restClientConfig``
+        on ``connect`` when one is configured."""
+        if hook != "connect" or self.connect_config is None:
+            return body
+        return orjson.dumps({**parsed, "restClientConfig": self.connect_config})
+
+    async def reject(
+        self, request: Request, hook: str | None, now_us: int, denial: Denial
+    ) -> Answer:
+        """Answers ``denial`` and keeps the raw request (bounded, secrets redacted) on the
+        rejected topic; a failure to keep it is logged, the answer stands."""
+        self.metrics.rejected.labels(str(denial.status)).inc()
+        self.count(hook, denial.status)
+        logger.warning(
+            "ingest.hook.rejected",
+            extra={
+                "status": denial.status,
+                "reason": denial.reason,
+                "hook": hook,
+                "remote_addr": request.remote_addr,
+                "path": request.path[:256],
+            },
+        )
+        record = self.rejected_record(request, hook, now_us, denial)
+        try:
+            await self.publisher.publish(record)
+        except (PublishRejected, SpoolError) as error:
+            logger.error("ingest.rejected.not_kept", extra={"error": str(error)})
+        headers = [(b"allow", b"POST")] if denial.status == 405 else []
+        if denial.status == 401:
+            headers.append((b"www-authenticate", b'Basic realm="wcs-audit"'))
+        return Answer(denial.status, denial.reason.encode() + b"\n", headers=headers)
+
+    def rejected_record(
+        self, request: Request, hook: str | None, now_us: int, denial: Denial
+    ) -> SpooledRecord:
+        """The rejected-topic record: raw body prefix as value, the request in headers."""
+        keep = self.settings.rejected_keep_bytes
+        raw = request.body if request.body is not None else request.body_prefix
+        headers = [
+            ("schema", str(SCHEMA_VERSION).encode()),
+            ("event-id", str(uuid7(now_us)).encode()),
+            ("received-at", str(now_us).encode()),
+            ("remote-addr", request.remote_addr.encode()),
+            ("method", request.method.encode()[:16]),
+            ("path", request.path.encode()[:1024]),
+            ("status", str(denial.status).encode()),
+            ("error", denial.reason.encode()[:1024]),
+            ("body-bytes", str(len(raw)).encode()),
+            ("truncated", b"1" if request.body is None or len(raw) > keep else b"0"),
+        ]
+        if hook is not None:
+            headers.append(("hook", hook.encode()))
+        if request.content_type is not None:
+            headers.append(("content-type", request.content_type[:256]))
+        value = self.redactor.redact_raw(raw[:keep])
+        return SpooledRecord(self.settings.rejected_topic, None, value, headers)
+
+
+def hook_name(path: str) -> str | None:
+    """The last path segment when it is a well-formed hook name, else None.
+
+    WCS posts to ``restUrl + "/" + hook``, so a trailing slash means there is no hook name.
+    """
+    name = path.rpartition("/")[2]
+    return name if HOOK_NAME.fullmatch(name) else None
+
+
+def metric_hook(hook: str | None) -> str:
+    """Bounded label values: known hook names, else ``unknown``."""
+    return hook if hook in KNOWN_HOOKS else "unknown"
+
+
+def text_field(parsed: dict[str, Any], name: str) -> str | None:
+    """A top-level string field of the body (ids WCS always sends as strings), else None."""
+    value = parsed.get(name)
+    return value if isinstance(value, str) and value else None

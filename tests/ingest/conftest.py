@@ -1,0 +1,103 @@
+"""Fixtures of the receiver tests: a real receiver on a real socket, a reader of its topics."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+from ingest.app import create_app
+from wcs_audit.settings import Settings
+
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "wcs" / "samples"  # beside the clone
+
+
+def sample(hook: str) -> bytes:
+    """The reference body of ``hook`` from shared/wcs/samples, byte for byte."""
+    return (SAMPLES / f"{hook}.json").read_bytes()
+
+
+def sample_hooks() -> list[str]:
+    """Every hook of shared/wcs/samples (fails loudly when shared/ is not beside the clone)."""
+    hooks = sorted(path.stem for path in SAMPLES.glob("*.json"))
+    assert hooks, f"no samples in {SAMPLES}"
+    return hooks
+
+
+@asynccontextmanager
+async def running_receiver(settings: Settings) -> AsyncIterator[str]:
+    """Serves the receiver app on a fresh loopback port; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(
+        create_app(settings), lifespan="on", log_config=None, access_log=False, http="httptools"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("receiver stopped during start-up")
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@pytest.fixture
+def receiver_settings(settings: Settings, tmp_path: Path) -> Settings:
+    """The test's topics, and a spool of its own."""
+    return settings.replace(spool_dir=tmp_path / "spool", produce_timeout_ms=1000)
+
+
+@pytest.fixture
+async def receiver(receiver_settings: Settings) -> AsyncIterator[str]:
+    async with running_receiver(receiver_settings) as url:
+        yield url
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30) as http:
+        yield http
+
+
+ReadTopic = Callable[[str, int], Awaitable[list[ConsumerRecord]]]
+
+
+@pytest.fixture
+def read_topic(receiver_settings: Settings) -> ReadTopic:
+    """Reads ``count`` records of a topic from its start (all partitions), within 20 s."""
+
+    async def read(topic: str, count: int) -> list[ConsumerRecord]:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=receiver_settings.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        records: list[ConsumerRecord] = []
+        try:
+            deadline = asyncio.get_running_loop().time() + 20
+            while len(records) < count and asyncio.get_running_loop().time() < deadline:
+                batch = await consumer.getmany(timeout_ms=500)
+                records += [r for part in batch.values() for r in part]
+            extra = await consumer.getmany(timeout_ms=300)  # nothing more may follow
+            records += [r for part in extra.values() for r in part]
+        finally:
+            await consumer.stop()
+        return records
+
+    return read
