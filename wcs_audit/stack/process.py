@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,17 +21,21 @@ def tail(text: str, lines: int = 25) -> str:
 def spawn_detached(argv: Sequence[str], log: Path) -> int:
     """Starts ``argv`` in its own session, output appended to ``log``; returns its pid.
 
-    The process outlives the command that started it (``wcs-audit stack up`` returns).
+    The process outlives the command that started it (``wcs-audit stack up`` returns), so no
+    ``Popen`` object is kept that would warn about it on garbage collection.
     """
     with log.open("ab") as out:
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        return os.posix_spawn(
+            argv[0],
+            list(argv),
+            dict(os.environ),
+            setsid=True,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, out.fileno(), 1),
+                (os.POSIX_SPAWN_DUP2, out.fileno(), 2),
+            ],
         )
-    return process.pid
 
 
 def read_pid(pid_file: Path) -> int | None:
@@ -44,7 +47,12 @@ def read_pid(pid_file: Path) -> int | None:
 
 
 def pid_alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie child counts as gone)."""
+    """True while ``pid`` runs; reaps it when it is our exited child."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
