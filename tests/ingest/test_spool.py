@@ -92,10 +92,11 @@ async def test_full_spool_refuses(tmp_path: Path) -> None:
     spool = Spool(tmp_path, max_bytes=300)
     spool.open()
     accepted = 0
+    while spool.size + 100 < 300:
+        await spool.append(record(accepted, size=50))
+        accepted += 1
     with pytest.raises(SpoolError, match="full"):
-        for i in range(100):
-            await spool.append(record(i, size=50))
-            accepted += 1
+        await spool.append(record(accepted, size=50))
     assert 0 < accepted < 100
     assert spool.depth == accepted
     batch = spool.read(100)
