@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -24,6 +26,7 @@ from ingest.spool import Spool
 from ingest.topics import ensure_topics, max_record_bytes
 from wcs_audit.logs import configure_logging
 from wcs_audit.settings import Settings
+from wcs_audit.supervise import supervise
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +88,7 @@ class ReceiverApp:
             spool,
             self.metrics,
             timeout_s=settings.produce_timeout_ms / 1000,
+            linger_s=settings.linger_ms / 1000,
             clock=time.perf_counter,
             prepare=lambda: ensure_topics(settings),
         )
@@ -199,7 +203,7 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         bootstrap_servers=settings.kafka_bootstrap,
         acks="all",
         enable_idempotence=True,
-        linger_ms=settings.linger_ms,
+        linger_ms=0,  # the Batcher lingers; aiokafka sends what it is handed
         max_request_size=max_record_bytes(settings),
         max_batch_size=BATCH_BYTES,
         request_timeout_ms=max(settings.produce_timeout_ms, 5000),
@@ -213,12 +217,26 @@ def create_app(settings: Settings, clock_us: Callable[[], int] = utc_now_us) -> 
 
 
 def serve(settings: Settings) -> None:
-    """Runs the receiver on ``WCS_AUDIT_HTTP_HOST:PORT`` until SIGINT/SIGTERM (graceful)."""
+    """Runs the receiver on ``WCS_AUDIT_HTTP_HOST:PORT`` until SIGINT/SIGTERM (graceful).
+
+    With ``WCS_AUDIT_RECEIVER_WORKERS`` > 1, that many processes share the listening socket,
+    each with its own producer and its own spool (``<spool dir>/worker-<n>``).
+    """
     configure_logging(settings.log_level)
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.http_host, settings.http_port))
+    sock.listen(2048)
+    if settings.receiver_workers == 1:
+        run_worker(settings, sock)
+    else:
+        supervise_workers(settings, sock)
+
+
+def run_worker(settings: Settings, sock: socket.socket) -> None:
+    """One receiver process serving ``sock`` until SIGINT/SIGTERM."""
     config = uvicorn.Config(
         create_app(settings),
-        host=settings.http_host,
-        port=settings.http_port,
         loop="uvloop",
         http="httptools",
         lifespan="on",
@@ -227,5 +245,23 @@ def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=10,
         server_header=False,
         date_header=False,
+        backlog=2048,
     )
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def supervise_workers(settings: Settings, sock: socket.socket) -> None:
+    """Forks the workers on the shared socket; each keeps its spool across restarts."""
+    supervise(
+        [
+            (
+                f"receiver-{index}",
+                functools.partial(
+                    run_worker,
+                    settings.replace(spool_dir=settings.spool_path / f"worker-{index}"),
+                    sock,
+                ),
+            )
+            for index in range(settings.receiver_workers)
+        ]
+    )

@@ -1,0 +1,1 @@
+"""Benchmarks (not tests); each measures its bare baseline in the same run."""

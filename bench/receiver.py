@@ -1,0 +1,336 @@
+"""Receiver benchmark: a realistic hook mix against the real local Kafka, with a bare ASGI echo
+server measured in the same run as the ceiling.
+
+    .venv/bin/python -m bench.receiver [--workers 2] [--seconds 15] [--rate 5000]
+
+Two measurements per server, each on a fresh topic:
+- **throughput**: wrk (closed loop, 128 connections) for ``--seconds``: hooks/s answered 200;
+- **latency at a fixed rate**: vegeta (open loop, so queueing shows honestly) at ``--rate``
+  hooks/s: p50/p99/max and the share answered 200.
+The receiver runs with ``acks=all`` and an idempotent producer, as in production. Results go to
+stdout and to ``bench/results/receiver-<time>.json``. This is a benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from wcs_audit.settings import Settings
+from wcs_audit.stack import stack_up
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT.parent / "shared" / "wcs" / "samples"
+VEGETA = "github.com/tsenart/vegeta/v12@v12.12.0"
+MIX = {  # hook -> share of the traffic: keep-alives dominate a busy WCS
+    "StreamKeepAliveEvent": 0.70,
+    "StreamStatusEvent": 0.15,
+    "connect": 0.04,
+    "ConnectionStatusEvent": 0.04,
+    "publishStream": 0.02,
+    "playStream": 0.03,
+    "CallStatusEvent": 0.02,
+}
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def hook_mix(count: int, sessions: int, seed: int = 7) -> list[tuple[str, bytes]]:
+    """``count`` (hook, body) pairs in the MIX proportions, sample bodies with varied ids."""
+    rng = random.Random(seed)
+    bodies = {hook: (SAMPLES / f"{hook}.json").read_bytes() for hook in MIX}
+    hooks = rng.choices(list(MIX), weights=list(MIX.values()), k=count)
+    mix = []
+    for hook in hooks:
+        session = f"5b0f3c2a-8d41-4e7a-9c55-{rng.randrange(sessions):012d}".encode()
+        body = bodies[hook].replace(b"5b0f3c2a-8d41-4e7a-9c55-2f6e1a7b9d03", session)
+        mix.append((hook, body))
+    return mix
+
+
+def wrk_script(mix: list[tuple[str, bytes]], path: Path) -> None:
+    """A wrk Lua script that cycles through the mix."""
+    lines = ["local requests = {}"]
+    for hook, body in mix:
+        lines.append(
+            f"requests[#requests + 1] = wrk.format('POST', '/apps/wcs/{hook}', "
+            f"{{['Content-Type'] = 'application/json;charset=UTF-8'}}, "
+            f"{lua_string(body)})"
+        )
+    lines += [
+        "local n = 0",
+        "request = function()",
+        "  n = n % #requests + 1",
+        "  return requests[n]",
+        "end",
+        "done = function(summary, latency, requests)",
+        "  io.write(string.format('non2xx=%d\\n', summary.errors.status))",
+        "end",
+    ]
+    path.write_text("\n".join(lines))
+
+
+def lua_string(data: bytes) -> str:
+    return (
+        '"'
+        + "".join(f"\\{b}" if b < 32 or b in (34, 92) or b > 126 else chr(b) for b in data)
+        + '"'
+    )
+
+
+def vegeta_targets(mix: list[tuple[str, bytes]], base: str, path: Path) -> None:
+    with path.open("w") as out:
+        for hook, body in mix:
+            out.write(
+                json.dumps(
+                    {
+                        "method": "POST",
+                        "url": f"{base}/apps/wcs/{hook}",
+                        "header": {"Content-Type": ["application/json;charset=UTF-8"]},
+                        "body": base64.b64encode(body).decode(),
+                    }
+                )
+                + "\n"
+            )
+
+
+def ensure_tools(cache: Path) -> tuple[str, str]:
+    """wrk (Debian) and vegeta (Go module, built once into the cache)."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        progress("installing wrk (apt-get) …")
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, capture_output=True)
+        wrk = "wrk"
+    vegeta = cache / "bin" / "vegeta"
+    if not vegeta.exists():
+        progress(f"building {VEGETA} (go install, once) …")
+        subprocess.run(
+            ["go", "install", VEGETA],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "GOBIN": str(vegeta.parent)},
+        )
+    return wrk, str(vegeta)
+
+
+def run_wrk(wrk: str, script: Path, url: str, seconds: int) -> dict[str, float]:
+    out = subprocess.run(
+        [wrk, "-t1", "-c128", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = int(re.search(r"non2xx=(\d+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return {
+        "rate": rate,
+        "requests": total,
+        "non_2xx": non2xx,
+        "ok_rate": rate * (total - non2xx) / max(total, 1),
+    }
+
+
+def run_vegeta(vegeta: str, targets: Path, rate: int, seconds: int) -> dict[str, float]:
+    attack = subprocess.run(
+        [
+            vegeta,
+            "attack",
+            "-format=json",
+            f"-targets={targets}",
+            f"-rate={rate}/s",
+            f"-duration={seconds}s",
+            "-max-workers=2000",
+            "-timeout=15s",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
+    report = json.loads(
+        subprocess.run(
+            [vegeta, "report", "-type=json"], input=attack, capture_output=True, check=True
+        ).stdout
+    )
+    latencies = report["latencies"]
+    return {
+        "rate": report["rate"],
+        "throughput": report["throughput"],
+        "success": report["success"],
+        "p50_ms": latencies["50th"] / 1e6,
+        "p99_ms": latencies["99th"] / 1e6,
+        "max_ms": latencies["max"] / 1e6,
+    }
+
+
+@contextlib.contextmanager
+def server(argv: list[str], env: dict[str, str], url: str, log: Path) -> Iterator[None]:
+    with log.open("ab") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=out, start_new_session=True)
+    try:
+        for _ in range(300):
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(url + "/healthz", timeout=1).close()
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
+        time.sleep(1)  # all workers up
+        yield
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+async def records_in(settings: Settings, topic: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            await consumer.topics()
+            partitions = [
+                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
+            ]
+        ends = await consumer.end_offsets(partitions)
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+def measure(
+    name: str,
+    argv: list[str],
+    env: dict[str, str],
+    port: int,
+    args: argparse.Namespace,
+    tools: tuple[str, str],
+    work: Path,
+) -> dict[str, dict[str, float]]:
+    url = f"http://127.0.0.1:{port}"
+    mix = hook_mix(20_000, sessions=2_000)
+    wrk_script(mix, work / "mix.lua")
+    vegeta_targets(mix, url, work / "targets.jsonl")
+    with server(argv, env, url, work / f"{name}.log"):
+        progress(f"{name}: wrk, {args.seconds}s closed loop …")
+        throughput = run_wrk(tools[0], work / "mix.lua", url, args.seconds)
+        progress(f"{name}: {throughput['ok_rate']:.0f} hooks/s; vegeta {args.rate}/s open loop …")
+        latency = run_vegeta(tools[1], work / "targets.jsonl", args.rate, args.seconds)
+        progress(f"{name}: p50 {latency['p50_ms']:.2f} ms, p99 {latency['p99_ms']:.2f} ms")
+    return {"throughput": throughput, "latency": latency}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--rate", type=int, default=5000)
+    args = parser.parse_args()
+
+    settings = Settings.from_env(os.environ)
+    progress("local stack …")
+    stack_up(settings)
+    tools = ensure_tools(settings.cache_dir)
+    work = Path(tempfile.mkdtemp(prefix="bench-receiver-"))
+    topic = f"bench.hooks.{int(time.time())}"
+    env = {
+        **os.environ,
+        "WCS_AUDIT_TOPIC": topic,
+        "WCS_AUDIT_REJECTED_TOPIC": topic + ".rejected",
+        "WCS_AUDIT_SPOOL_DIR": str(work / "spool"),
+        "WCS_AUDIT_LOG_LEVEL": "WARNING",
+        "WCS_AUDIT_RECEIVER_WORKERS": str(args.workers),
+        "WCS_AUDIT_HTTP_PORT": "9391",
+    }
+    echo = measure(
+        "echo",
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.echo_app:app",
+            "--port",
+            "9390",
+            "--workers",
+            str(args.workers),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        {**os.environ, "PYTHONPATH": str(ROOT)},
+        9390,
+        args,
+        tools,
+        work,
+    )
+    receiver = measure(
+        "receiver",
+        [sys.executable, "-m", "wcs_audit.cli", "receiver"],
+        env,
+        9391,
+        args,
+        tools,
+        work,
+    )
+    kept = asyncio.run(records_in(settings, topic))
+    report(args, echo, receiver, kept)
+
+
+def report(
+    args: argparse.Namespace,
+    echo: dict[str, dict[str, float]],
+    receiver: dict[str, dict[str, float]],
+    kept: int,
+) -> None:
+    e_tp, r_tp = echo["throughput"], receiver["throughput"]
+    e_lat, r_lat = echo["latency"], receiver["latency"]
+    ratio = r_tp["ok_rate"] / e_tp["ok_rate"]
+    results = {
+        "args": vars(args),
+        "echo": echo,
+        "receiver": receiver,
+        "receiver_over_echo": ratio,
+        "records_in_kafka": kept,
+        "answered_200": r_tp["requests"]
+        - r_tp["non_2xx"]
+        + round(r_lat["success"] * r_lat["rate"] * args.seconds),
+    }
+    out = ROOT / "bench" / "results" / f"receiver-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"""
+receiver benchmark ({args.workers} worker(s), acks=all, idempotent, {args.seconds}s per run)
+                      echo (ceiling)    receiver
+throughput hooks/s    {e_tp["ok_rate"]:>10.0f}    {r_tp["ok_rate"]:>10.0f}   ratio {ratio:.2f}
+at {args.rate}/s: p50 ms     {e_lat["p50_ms"]:>10.2f}    {r_lat["p50_ms"]:>10.2f}
+at {args.rate}/s: p99 ms     {e_lat["p99_ms"]:>10.2f}    {r_lat["p99_ms"]:>10.2f}
+at {args.rate}/s: max ms     {e_lat["max_ms"]:>10.2f}    {r_lat["max_ms"]:>10.2f}
+at {args.rate}/s: success    {e_lat["success"]:>10.4f}    {r_lat["success"]:>10.4f}
+records in Kafka: {kept} (answered 200: {results["answered_200"]})
+results: {out}""")
+
+
+if __name__ == "__main__":
+    main()
