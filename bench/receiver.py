@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from wcs_audit.settings import Settings
 from wcs_audit.stack import stack_up
@@ -68,33 +69,28 @@ def hook_mix(count: int, sessions: int, seed: int = 7) -> list[tuple[str, bytes]
 
 
 def wrk_script(mix: list[tuple[str, bytes]], path: Path) -> None:
-    """A wrk Lua script that cycles through the mix."""
-    lines = ["local requests = {}"]
-    for hook, body in mix:
-        lines.append(
-            f"requests[#requests + 1] = wrk.format('POST', '/apps/wcs/{hook}', "
-            f"{{['Content-Type'] = 'application/json;charset=UTF-8'}}, "
-            f"{lua_string(body)})"
-        )
-    lines += [
-        "local n = 0",
-        "request = function()",
-        "  n = n % #requests + 1",
-        "  return requests[n]",
-        "end",
-        "done = function(summary, latency, requests)",
-        "  io.write(string.format('non2xx=%d\\n', summary.errors.status))",
-        "end",
-    ]
-    path.write_text("\n".join(lines))
-
-
-def lua_string(data: bytes) -> str:
-    return (
-        '"'
-        + "".join(f"\\{b}" if b < 32 or b in (34, 92) or b > 126 else chr(b) for b in data)
-        + '"'
-    )
+    """A wrk Lua script cycling through the mix, read from ``<path>.data`` at start-up."""
+    data = path.with_suffix(".data")
+    data.write_bytes(b"".join(hook.encode() + b"\n" + body + b"\0" for hook, body in mix))
+    path.write_text(f"""
+local requests = {{}}
+local file = assert(io.open("{data}", "rb"))
+local all = file:read("*a")
+file:close()
+for hook, body in all:gmatch("([^\\n%z]+)\\n([^%z]+)%z") do
+  requests[#requests + 1] = wrk.format("POST", "/apps/wcs/" .. hook,
+    {{["Content-Type"] = "application/json;charset=UTF-8"}}, body)
+end
+assert(#requests == {len(mix)}, "parsed " .. #requests .. " requests")
+local n = 0
+request = function()
+  n = n % #requests + 1
+  return requests[n]
+end
+done = function(summary, latency, reqs)
+  io.write(string.format("non2xx=%d\\n", summary.errors.status))
+end
+""")
 
 
 def vegeta_targets(mix: list[tuple[str, bytes]], base: str, path: Path) -> None:
@@ -201,17 +197,18 @@ def server(argv: list[str], env: dict[str, str], url: str, log: Path) -> Iterato
 
 
 async def records_in(settings: Settings, topic: str) -> int:
+    """How many records ``topic`` holds (sum of its partitions' end offsets)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        [description] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            await consumer.topics()
-            partitions = [
-                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
-            ]
-        ends = await consumer.end_offsets(partitions)
-        return sum(ends.values())
+        return sum((await consumer.end_offsets(partitions)).values())
     finally:
         await consumer.stop()
 

@@ -88,7 +88,6 @@ class ReceiverApp:
             spool,
             self.metrics,
             timeout_s=settings.produce_timeout_ms / 1000,
-            linger_s=settings.linger_ms / 1000,
             clock=time.perf_counter,
             prepare=lambda: ensure_topics(settings),
         )
@@ -203,7 +202,7 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         bootstrap_servers=settings.kafka_bootstrap,
         acks="all",
         enable_idempotence=True,
-        linger_ms=0,  # the Batcher lingers; aiokafka sends what it is handed
+        linger_ms=settings.linger_ms,
         max_request_size=max_record_bytes(settings),
         max_batch_size=BATCH_BYTES,
         request_timeout_ms=max(settings.produce_timeout_ms, 5000),

@@ -32,7 +32,7 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from ingest.batching import Batcher, Waiter
+from ingest.batching import TIMED_OUT, Batcher
 from ingest.metrics import IngestMetrics
 from ingest.spool import Spool, SpooledRecord
 
@@ -67,7 +67,7 @@ class Publisher:
         self.prepare = prepare  # creates missing topics, returns the topic names
         self.batcher: Batcher | None = None
         self.direct = False  # until connect() succeeds with an empty spool
-        self._in_flight: dict[bytes, Waiter] = {}
+        self._in_flight: dict[bytes, asyncio.Future[Any]] = {}  # event-id -> batch fate
         self._wake = asyncio.Event()
 
     async def connect(self) -> bool:
@@ -88,7 +88,7 @@ class Publisher:
             logger.warning("ingest.kafka.connect_failed", extra={"error": repr(error)})
             self._enter_spooling("cannot connect")
             return False
-        self.batcher = Batcher(producer, partitions)
+        self.batcher = Batcher(producer, partitions, self.timeout_s)
         if self.spool.depth == 0:
             self._leave_spooling()
         return True
@@ -101,19 +101,18 @@ class Publisher:
         """
         if self.direct and self.batcher is not None:
             started = self.clock()
-            delivery = self.batcher.add(record)
-            if not await settled_within(delivery, self.timeout_s):
+            batch = self.batcher.add(record)
+            outcome = await batch.answer
+            if outcome is TIMED_OUT:
                 self._enter_spooling("produce timed out")
-                self._in_flight[event_id_of(record)] = delivery
-            elif delivery.cancelled():
-                self._enter_spooling("produce cancelled")
-            elif (error := delivery.exception()) is None:
+                self._in_flight[event_id_of(record)] = batch.fate
+            elif not isinstance(outcome, BaseException):
                 self.metrics.produce_seconds.observe(self.clock() - started)
                 return "kafka"
-            elif not is_retriable(error):
-                raise PublishRejected(str(error)) from error
+            elif not is_retriable(outcome):
+                raise PublishRejected(str(outcome)) from outcome
             else:
-                self._enter_spooling(f"produce failed: {error!r}")
+                self._enter_spooling(f"produce failed: {outcome!r}")
         await self.spool.append(record)
         self.metrics.spool_depth.set(self.spool.depth)
         return "spool"
@@ -159,11 +158,11 @@ class Publisher:
         batch = self.spool.read(DRAIN_BATCH)
         if not batch:
             return 0
-        deliveries = []
+        fates = []
         for _, record in batch:
             original = self._in_flight.pop(event_id_of(record), None)
-            deliveries.append(original if original is not None else self.batcher.add(record))
-        results = await asyncio.gather(*deliveries, return_exceptions=True)
+            fates.append(original if original is not None else self.batcher.add(record).fate)
+        results = [await fate for fate in fates]  # in order; most share a few batches
         delivered = next(
             (i for i, r in enumerate(results) if isinstance(r, BaseException)), len(results)
         )
@@ -185,28 +184,6 @@ class Publisher:
             await self.batcher.close()
             await self.batcher.producer.stop()
         self.spool.close()
-
-
-async def settled_within(future: asyncio.Future[Any], timeout_s: float) -> bool:
-    """Waits until ``future`` is done or ``timeout_s`` passed; True when done. Never raises
-    the future's exception and never cancels it (cheaper than ``wait_for(shield(...))``)."""
-    if future.done():
-        return True
-    loop = asyncio.get_running_loop()
-    woken: asyncio.Future[None] = loop.create_future()
-
-    def wake(_: object = None) -> None:
-        if not woken.done():
-            woken.set_result(None)
-
-    timer = loop.call_later(timeout_s, wake)
-    future.add_done_callback(wake)
-    try:
-        await woken
-    finally:
-        timer.cancel()
-        future.remove_done_callback(wake)
-    return future.done()
 
 
 REFUSALS = (
