@@ -132,8 +132,7 @@ class ReceiverApp:
         publisher = self.receiver.publisher if self.receiver else None
         if publisher is None:
             return Answer(503, b"starting\n", TEXT)
-        spool_ok = publisher.spool.size < publisher.spool.max_bytes
-        ready = publisher.direct or spool_ok
+        ready = publisher.direct or not publisher.spool.refusing
         body = (
             f'{{"kafka":"{"direct" if publisher.direct else "spooling"}",'
             f'"spool_depth":{publisher.spool.depth}}}'

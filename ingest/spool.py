@@ -117,6 +117,7 @@ class Spool:
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._tail: int | None = None  # file descriptor of the last segment
+        self.refusing = False  # the last append failed, and nothing was drained since
 
     # -- opening and recovery ---------------------------------------------------------------
 
@@ -192,6 +193,7 @@ class Spool:
         payload = record.encode()
         frame = _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
         if self.size + len(frame) > self.max_bytes:
+            self.refusing = True
             raise SpoolError(f"spool full ({self.size} of {self.max_bytes} bytes)")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((frame, future))
@@ -213,6 +215,7 @@ class Spool:
                 segment = self._rotate_if_full()
                 await asyncio.to_thread(_write_durably, self._tail_fd(), data)
             except OSError as error:
+                self.refusing = True
                 self._pending_bytes -= len(data)
                 for _, future in batch:
                     future.set_exception(SpoolError(f"spool write failed: {error}"))
@@ -252,6 +255,7 @@ class Spool:
         segments left behind. Blocks on one atomic file replace plus fsync."""
         self._cursor = position
         self._depth -= records
+        self.refusing = False
         if position.offset >= self._sizes[position.segment] and position.segment < max(self._sizes):
             self._cursor = Position(position.segment + 1, 0)
         _replace_durably(

@@ -11,6 +11,7 @@ import uuid
 
 import httpx
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from ingest.envelope import KNOWN_HOOKS
 from tests.ingest.conftest import ReadTopic, running_receiver, sample, sample_hooks
@@ -257,3 +258,41 @@ async def test_health_readiness_and_metrics(receiver: str, client: httpx.AsyncCl
     assert 'wcs_audit_ingest_rejected_total{reason="400"} 1.0' in metrics
     assert "wcs_audit_ingest_request_seconds_bucket" in metrics
     assert "wcs_audit_ingest_spool_depth 0.0" in metrics
+
+
+async def test_topics_are_created_at_start_up(
+    receiver_settings: Settings, client: httpx.AsyncClient
+) -> None:
+    fresh = receiver_settings.replace(
+        topic=receiver_settings.topic + ".fresh",
+        rejected_topic=receiver_settings.topic + ".fresh.rejected",
+        topic_partitions=4,
+    )
+    async with running_receiver(fresh) as url:
+        assert (await client.post(f"{url}/a/hold", content=sample("hold"))).status_code == 200
+    admin = AIOKafkaAdminClient(bootstrap_servers=fresh.kafka_bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([fresh.topic, fresh.rejected_topic])
+        await admin.delete_topics([fresh.topic, fresh.rejected_topic])
+    finally:
+        await admin.close()
+    assert [len(topic["partitions"]) for topic in described] == [4, 4]
+
+
+async def test_kafka_away_and_spool_full_is_503(
+    receiver_settings: Settings, client: httpx.AsyncClient
+) -> None:
+    nowhere = receiver_settings.replace(kafka_bootstrap="127.0.0.1:1", spool_max_bytes=4000)
+    async with running_receiver(nowhere) as url:
+        statuses = [
+            (await client.post(f"{url}/a/hold", content=sample("hold"))).status_code
+            for _ in range(20)
+        ]
+        ready = await client.get(f"{url}/readyz")
+    first_refusal = statuses.index(503)
+    assert first_refusal > 0  # spooled while there was room ...
+    assert set(statuses[:first_refusal]) == {200}
+    assert set(statuses[first_refusal:]) == {503}  # ... then refused, never silently dropped
+    assert ready.status_code == 503
+    assert ready.json() == {"kafka": "spooling", "spool_depth": first_refusal}
