@@ -119,6 +119,8 @@ class ReceiverApp:
         request = await read_request(
             scope, receive, self.settings.max_body_bytes, self.settings.rejected_keep_bytes
         )
+        if request is None:
+            return  # WCS hung up mid-body: nothing to record, nobody to answer; it will retry
         answer = await self.receiver.receive(request)
         await respond(send, answer)
         self.metrics.request_seconds.observe(time.perf_counter() - started)
@@ -140,8 +142,11 @@ class ReceiverApp:
         return Answer(200 if ready else 503, body, JSON)
 
 
-async def read_request(scope: Scope, receive: Receive, limit: int, keep: int) -> Request:
-    """Reads the body up to ``limit`` bytes; past it, keeps only the first ``keep`` bytes."""
+async def read_request(scope: Scope, receive: Receive, limit: int, keep: int) -> Request | None:
+    """Reads the body up to ``limit`` bytes; past it, keeps only the first ``keep`` bytes.
+
+    Returns None when the client disconnects before the body is complete.
+    """
     content_type: bytes | None = None
     authorization: list[bytes] = []
     declared = -1
@@ -159,7 +164,7 @@ async def read_request(scope: Scope, receive: Receive, limit: int, keep: int) ->
     while more:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            return None
         chunk = message.get("body", b"")
         size += len(chunk)
         too_large = too_large or size > limit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -296,3 +297,24 @@ async def test_kafka_away_and_spool_full_is_503(
     assert set(statuses[first_refusal:]) == {503}  # ... then refused, never silently dropped
     assert ready.status_code == 503
     assert ready.json() == {"kafka": "spooling", "spool_depth": first_refusal}
+
+
+async def test_client_hanging_up_mid_body_records_nothing(
+    receiver: str,
+    client: httpx.AsyncClient,
+    read_topic: ReadTopic,
+    receiver_settings: Settings,
+) -> None:
+    host, port = receiver.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /apps/wcs/connect HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+        b"\r\nContent-Length: 500\r\n\r\n" + sample("connect")[:100]
+    )
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+    await asyncio.sleep(0.2)
+    assert (await client.get(f"{receiver}/healthz")).status_code == 200
+    assert await read_topic(receiver_settings.topic, 0) == []
+    assert await read_topic(receiver_settings.rejected_topic, 0) == []
