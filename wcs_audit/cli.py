@@ -54,6 +54,58 @@ def cmd_receiver(_: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_projector(_: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from projections.app import run_projector
+
+    return asyncio.run(run_projector(settings))
+
+
+def cmd_projections_rebuild(_: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from projections.rebuild import Progress, rebuild
+    from wcs_audit.logs import configure_logging
+
+    configure_logging(settings.log_level)
+
+    def show(progress: Progress) -> None:
+        share = 100 * progress.applied / progress.total if progress.total else 100.0
+        print(
+            f"\rrebuild  {progress.applied}/{progress.total} records  {share:5.1f}%  "
+            f"{progress.rate:,.0f}/s",
+            end="\n" if progress.applied >= progress.total else "",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    result = asyncio.run(rebuild(settings, show))
+    print(f"rebuilt from {result.applied} records in {result.seconds:.1f}s and swapped in")
+    return 0
+
+
+def cmd_run(_: argparse.Namespace, settings: Settings) -> int:
+    import functools
+
+    from wcs_audit.logs import configure_logging
+    from wcs_audit.supervise import supervise
+
+    configure_logging(settings.log_level)
+    wildcard = settings.http_host in {"0.0.0.0", "::"}  # noqa: S104 - a comparison, not a bind
+    host = "<this-host>" if wildcard else settings.http_host
+    print(
+        f"WCS restUrl: http://{host}:{settings.http_port}/apps/wcs  (Ctrl-C stops)", file=sys.stderr
+    )
+    supervise(
+        [
+            ("receiver", functools.partial(cmd_receiver, argparse.Namespace(), settings)),
+            ("projector", functools.partial(cmd_projector, argparse.Namespace(), settings)),
+        ]
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command tree; each leaf sets ``handler`` to the function that runs it."""
     parser = argparse.ArgumentParser(prog="wcs-audit", description=__doc__)
@@ -72,8 +124,22 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("revision", nargs="?", default="head")
     migrate.set_defaults(handler=cmd_migrate)
 
+    projector = commands.add_parser(
+        "projector", help="consume hooks from Kafka into the PostgreSQL read models"
+    )
+    projector.set_defaults(handler=cmd_projector)
+    projections = commands.add_parser("projections", help="maintain the read models")
+    projections_commands = projections.add_subparsers(required=True, metavar="ACTION")
+    projections_commands.add_parser(
+        "rebuild", help="recompute every projection from the start of the topic and swap in"
+    ).set_defaults(handler=cmd_projections_rebuild)
+
     receiver = commands.add_parser("receiver", help="the WCS hook receiver (HTTP -> Kafka)")
     receiver.set_defaults(handler=cmd_receiver)
+
+    run = commands.add_parser("run", help="receiver and projector together, restarted if they die")
+    run.set_defaults(handler=cmd_run)
+
     return parser
 
 

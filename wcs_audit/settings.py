@@ -161,6 +161,11 @@ class Settings:
     # Logging
     log_level: str = _env("LOG_LEVEL", str, "INFO")
 
+    # Simulator (wcs-audit simulate): None means the receiver of these settings
+    sim_url: str | None = _env("SIM_URL", _optional, None)
+    sim_connections: int = _env("SIM_CONNECTIONS", _positive_int, 64)
+    sim_timeout_s: float = _env("SIM_TIMEOUT_S", _float, 30.0)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Builds settings from ``environ``; variables that are absent keep their defaults.

@@ -1,0 +1,267 @@
+"""One Kafka batch -> one PostgreSQL transaction: events, read models and positions together.
+
+Exactly-once effect: the batch's rows and the partitions' next offsets commit in the same
+transaction; an event already stored (same ``event-id``) is skipped, so a batch that is read
+again after a crash, a rebalance or a redelivery changes nothing. On partition assignment the
+consumer seeks to the offsets stored in PostgreSQL (``projections.positions``); Kafka's
+committed offsets are informational only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from faststream.kafka.annotations import KafkaMessage
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from projections.batch import BatchRows, batch_rows
+from projections.decode import Event, RecordLike, Rejected, Secrets, decode_record
+from projections.merge import fold
+from projections.metrics import ProjectorMetrics
+from projections.positions import TopicPartitionKey, positions_of, save_positions
+from projections.recompute import (
+    close_silent,
+    pair_bug_reports,
+    recompute_call_history,
+    recount_sessions,
+)
+from projections.rows import (
+    CALLS,
+    DATA_MESSAGES,
+    SESSIONS,
+    STREAMS,
+    suspected_retries,
+)
+from projections.state import ProjectorState, ProjectorStoppedError
+from projections.tables import (
+    bug_reports,
+    calls,
+    client_log_pushes,
+    data_messages,
+    rejected_records,
+    session_debug,
+    sessions,
+    streams,
+)
+from projections.upsert import (
+    insert_events,
+    insert_new,
+    stored_copies,
+    upsert_model,
+    watermark,
+    window_bounds,
+)
+from wcs_audit.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectorConfig:
+    """What :func:`apply_batch` needs from the settings."""
+
+    projection: str
+    retry_window: timedelta
+    keepalive_timeout_s: float
+    stream_silence_s: float
+    session_silence_s: float
+    secrets: Secrets
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProjectorConfig:
+        return cls(
+            projection=settings.projector_group,
+            retry_window=timedelta(seconds=settings.projector_retry_window_s),
+            keepalive_timeout_s=(
+                settings.projector_keepalive_interval_s * settings.projector_keepalive_misses
+            ),
+            stream_silence_s=settings.projector_stream_silence_s,
+            session_silence_s=settings.projector_session_silence_s,
+            secrets=Secrets.of(settings.secret_fields),
+        )
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one batch did: counts of records by outcome."""
+
+    records: int = 0
+    applied: int = 0
+    retries: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    positions: dict[TopicPartitionKey, int] = field(default_factory=dict)
+
+
+def first_of_each_id(events: Iterable[Event]) -> list[Event]:
+    """``events`` without later records that repeat an event id (a re-sent record)."""
+    seen: set[Any] = set()
+    unique = []
+    for event in events:
+        if event.event_id not in seen:
+            seen.add(event.event_id)
+            unique.append(event)
+    return unique
+
+
+async def store_events(
+    conn: AsyncConnection, events: Sequence[Event], window: timedelta, result: BatchResult
+) -> list[Event]:
+    """Stores ``events`` in ``hook_events``; returns the new ones that are not retries."""
+    if not events:
+        return []
+    low, high = window_bounds([e.received_at for e in events], window)
+    copies = await stored_copies(conn, {e.body_hash for e in events}, low, high)
+    stored_ids = {event_id for found in copies.values() for event_id, _ in found}
+    new = [e for e in first_of_each_id(events) if e.event_id not in stored_ids]
+    prior = {h: [t for _, t in found] for h, found in copies.items()}
+    retries = suspected_retries(new, prior, window)
+    inserted = await insert_events(conn, new, retries)
+    result.duplicates = len(events) - len(inserted)
+    result.retries = len(retries & inserted)
+    return [e for e in new if e.event_id in inserted and e.event_id not in retries]
+
+
+async def project_rows(conn: AsyncConnection, rows: BatchRows) -> None:
+    """Writes the domain rows of one batch (already free of duplicates and retries)."""
+    await upsert_model(conn, sessions, SESSIONS, fold(SESSIONS, rows.sessions))
+    await upsert_model(conn, streams, STREAMS, fold(STREAMS, rows.streams))
+    await upsert_model(conn, calls, CALLS, fold(CALLS, rows.calls))
+    await upsert_model(conn, data_messages, DATA_MESSAGES, fold(DATA_MESSAGES, rows.data_messages))
+    await insert_new(conn, bug_reports, rows.bug_reports)
+    await insert_new(conn, client_log_pushes, rows.client_log_pushes)
+    await insert_new(conn, session_debug, rows.session_debug)
+    await recount_sessions(conn, rows.count_sessions)
+    await recompute_call_history(conn, rows.hold_calls)
+    await pair_bug_reports(conn, rows.bug_sessions)
+
+
+async def store_rejected(conn: AsyncConnection, rejected: Sequence[Rejected]) -> None:
+    """Keeps undecodable records in ``rejected_records`` (the projector's dead letters)."""
+    rows = [
+        {
+            "topic": r.topic,
+            "partition": r.partition,
+            "offset": r.offset,
+            "error": r.error,
+            "headers": r.headers,
+            "value": r.value,
+        }
+        for r in rejected
+    ]
+    await insert_new(conn, rejected_records, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """A batch decoded, with the domain rows it gives if none of its events is a duplicate
+    or a retry (the common case; otherwise they are recomputed when that is known)."""
+
+    records: int
+    positions: dict[TopicPartitionKey, int]
+    events: list[Event]
+    unique: int
+    rejected: list[Rejected]
+    rows: BatchRows
+
+
+def prepare_batch(records: Sequence[RecordLike], config: ProjectorConfig) -> PreparedBatch:
+    """Decodes ``records`` and derives their rows (pure: no I/O, no clock)."""
+    decoded = [decode_record(record, config.secrets) for record in records]
+    events = [d for d in decoded if isinstance(d, Event)]
+    unique = first_of_each_id(events)
+    return PreparedBatch(
+        records=len(records),
+        positions=positions_of(records),
+        events=events,
+        unique=len(unique),
+        rejected=[d for d in decoded if isinstance(d, Rejected)],
+        rows=batch_rows(unique, config.secrets.fields),
+    )
+
+
+async def apply_prepared(
+    conn: AsyncConnection, batch: PreparedBatch, config: ProjectorConfig
+) -> BatchResult:
+    """Applies a prepared batch inside the caller's transaction, positions included.
+
+    Idempotent: applying the same records again changes nothing but ``updated_at`` of the
+    positions. Raises whatever the database raises; the caller must roll back then.
+    """
+    result = BatchResult(records=batch.records, positions=batch.positions)
+    fresh = await store_events(conn, batch.events, config.retry_window, result)
+    rows = batch.rows if len(fresh) == batch.unique else batch_rows(fresh, config.secrets.fields)
+    await project_rows(conn, rows)
+    await store_rejected(conn, batch.rejected)
+    now = await watermark(conn)
+    if now is not None:
+        await close_silent(
+            conn, now, config.keepalive_timeout_s, config.stream_silence_s, config.session_silence_s
+        )
+    await save_positions(conn, config.projection, result.positions)
+    result.applied, result.rejected = len(fresh), len(batch.rejected)
+    return result
+
+
+async def apply_batch(
+    conn: AsyncConnection, records: Sequence[RecordLike], config: ProjectorConfig
+) -> BatchResult:
+    """:func:`prepare_batch` then :func:`apply_prepared` (rebuild and tests use this)."""
+    return await apply_prepared(conn, prepare_batch(records, config), config)
+
+
+Handler = Callable[[KafkaMessage], Awaitable[None]]
+Fault = Callable[[str, BatchResult], Awaitable[None]]
+
+
+def make_batch_handler(
+    engine: AsyncEngine,
+    config: ProjectorConfig,
+    metrics: ProjectorMetrics,
+    state: ProjectorState,
+    fault: Fault | None = None,
+) -> Handler:
+    """The FastStream batch handler: one transaction per batch; FastStream acks after it.
+
+    After a failure it refuses every later batch (``ProjectorStoppedError``, so nothing is
+    applied out of order) and sets ``state.stopped`` so the process exits; on restart,
+    consumption resumes from the positions in PostgreSQL. ``fault`` is awaited at
+    ``"written"`` (rows written, transaction open) and ``"committed"`` (PostgreSQL committed,
+    Kafka not yet): tests crash the projector there.
+    """
+
+    async def on_batch(message: KafkaMessage) -> None:
+        if state.error is not None:
+            raise ProjectorStoppedError("projector stopped after a failed batch")
+        records: Sequence[RecordLike] = message.raw_message
+        started = time.perf_counter()
+        try:
+            batch = prepare_batch(records, config)
+            async with engine.begin() as conn:
+                result = await apply_prepared(conn, batch, config)
+                if fault is not None:
+                    await fault("written", result)
+            if fault is not None:
+                await fault("committed", result)
+        except BaseException as error:
+            state.fail(error)
+            logger.exception("projections.batch.failed", extra={"records": len(records)})
+            raise
+        metrics.observe_batch(result, time.perf_counter() - started)
+        logger.info(
+            "projections.batch.applied",
+            extra={
+                "records": result.records,
+                "applied": result.applied,
+                "retries": result.retries,
+                "duplicates": result.duplicates,
+                "rejected": result.rejected,
+            },
+        )
+
+    return on_batch

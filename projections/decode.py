@@ -1,0 +1,227 @@
+"""Kafka record (format of ``ingest.envelope``, schema 1) -> :class:`Event` (pure, no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from uuid import UUID
+
+import orjson
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+REDACTED = "[REDACTED]"
+SECRET_FIELDS = frozenset({"sipPassword", "authToken", "token", "password", "secret"})
+
+
+class RecordLike(Protocol):
+    """The parts of an aiokafka ``ConsumerRecord`` the projector reads."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+class JsonText(str):
+    """A JSON document already serialised (stored as it is, not serialised again)."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One hook as the projector sees it; ``body`` has every secret value redacted.
+
+    ``payload`` is the JSON text to store: the record value itself unless a secret had to be
+    redacted here (then the redacted body, serialised).
+    """
+
+    event_id: UUID
+    hook: str
+    known: bool
+    received_at: datetime
+    remote_addr: str | None
+    node_id: str | None
+    session_id: str | None
+    body: dict[str, Any]
+    body_hash: str
+    partition: int
+    offset: int
+    payload: JsonText
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record that does not follow the record format; kept in ``rejected_records``."""
+
+    topic: str
+    partition: int
+    offset: int
+    error: str
+    headers: dict[str, str]
+    value: bytes | None
+
+
+class DecodeError(ValueError):
+    """The record breaks the record format (message says how)."""
+
+
+def from_micros(micros: int) -> datetime:
+    """UTC datetime of a microsecond epoch timestamp, exact to the microsecond."""
+    return EPOCH + timedelta(microseconds=micros)
+
+
+def from_millis(millis: Any) -> datetime | None:
+    """UTC datetime of WCS's ``createDate`` (ms epoch); None when absent, not a number or
+    outside the years 1..9999 (one odd body must not stop the projector)."""
+    if isinstance(millis, bool) or not isinstance(millis, int | float):
+        return None
+    try:
+        return EPOCH + timedelta(milliseconds=millis)
+    except (OverflowError, ValueError):
+        return None
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` with every NUL character replaced by U+FFFD, at any depth: PostgreSQL's
+    ``text`` and ``jsonb`` cannot hold NUL, and one such body must not stop the projector."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value
+
+
+def redact_secrets(value: Any, fields: Collection[str] = SECRET_FIELDS) -> Any:
+    """``value`` with the value of every key named in ``fields`` replaced, at any depth."""
+    if isinstance(value, dict):
+        return {k: REDACTED if k in fields else redact_secrets(v, fields) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_secrets(v, fields) for v in value]
+    return value
+
+
+def drop_secrets(value: Any, fields: Collection[str] = SECRET_FIELDS) -> Any:
+    """``value`` without the keys named in ``fields``, at any depth (for read-model columns)."""
+    if isinstance(value, dict):
+        return {k: drop_secrets(v, fields) for k, v in value.items() if k not in fields}
+    if isinstance(value, list):
+        return [drop_secrets(v, fields) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    """The secret field names, and the byte strings that find them in a JSON text."""
+
+    fields: frozenset[str]
+    needles: tuple[bytes, ...]
+
+    @classmethod
+    def of(cls, fields: Collection[str]) -> Secrets:
+        return cls(frozenset(fields), (b"\\u", *(f'"{name}"'.encode() for name in fields)))
+
+    def may_occur_in(self, value: bytes) -> bool:
+        """False only if no secret field can be a key in the JSON text ``value``.
+
+        A byte search is far cheaper than walking every body; a ``\\u`` escape could spell a
+        key in disguise, so its presence means "maybe".
+        """
+        for needle in self.needles:  # noqa: SIM110  # a loop: any(<genexpr>) costs more
+            if needle in value:
+                return True
+        return False
+
+
+DEFAULT_SECRETS = Secrets.of(SECRET_FIELDS)
+
+
+def text_headers(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
+    """Record headers as text; undecodable bytes are replaced, never raised on."""
+    return {name: value.decode("utf-8", "replace") for name, value in headers}
+
+
+def _required(headers: dict[str, str], name: str) -> str:
+    value = headers.get(name)
+    if not value:
+        raise DecodeError(f"missing header {name!r}")
+    return value
+
+
+def parse_body(value: bytes | None) -> dict[str, Any]:
+    """The record value as a JSON object; raises :class:`DecodeError` otherwise."""
+    if value is None:
+        raise DecodeError("record has no value")
+    try:
+        body = orjson.loads(value)
+    except orjson.JSONDecodeError as error:
+        raise DecodeError(f"value is not JSON: {error}") from error
+    if not isinstance(body, dict):
+        raise DecodeError("value is not a JSON object")
+    return body
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def to_event(record: RecordLike, secrets: Secrets = DEFAULT_SECRETS) -> Event:
+    """Decodes one record; raises :class:`DecodeError` if it breaks the record format."""
+    headers = text_headers(record.headers)
+    if headers.get("schema") != "1":
+        raise DecodeError(f"unsupported schema {headers.get('schema')!r}")
+    event_id_text = _required(headers, "event-id")
+    received_text = _required(headers, "received-at")
+    try:
+        event_id = UUID(event_id_text)
+        received_at = from_micros(int(received_text))
+    except (ValueError, OverflowError) as error:
+        raise DecodeError(f"bad header: {error}") from error
+    value = record.value or b""
+    body = parse_body(record.value)
+    payload = JsonText(value.decode())
+    if b"\\u0000" in value:
+        body = without_nul(body)
+        payload = JsonText(orjson.dumps(body).decode())
+    if secrets.may_occur_in(value):
+        body = redact_secrets(body, secrets.fields)
+        payload = JsonText(orjson.dumps(body).decode())
+    return Event(
+        event_id=event_id,
+        hook=_required(headers, "hook"),
+        known=headers.get("hook-known") == "1",
+        received_at=received_at,
+        remote_addr=headers.get("remote-addr"),
+        node_id=headers.get("node-id") or _text(body.get("nodeId")),
+        session_id=_text(body.get("sessionId")),
+        body=body,
+        body_hash=_required(headers, "body-hash"),
+        partition=record.partition,
+        offset=record.offset,
+        payload=payload,
+    )
+
+
+def decode_record(record: RecordLike, secrets: Secrets = DEFAULT_SECRETS) -> Event | Rejected:
+    """:func:`to_event`, or a :class:`Rejected` naming why the record cannot be read."""
+    try:
+        return to_event(record, secrets)
+    except DecodeError as error:
+        return Rejected(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error=str(error),
+            headers=text_headers(record.headers),
+            value=record.value,
+        )

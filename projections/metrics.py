@@ -1,0 +1,67 @@
+"""Every Prometheus metric of the projector, registered on the projector's own registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from projections.consume import BatchResult
+
+BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectorMetrics:
+    """The projector's metrics; ``outcome`` is applied, retry, duplicate or rejected."""
+
+    registry: CollectorRegistry
+    batches: Counter
+    records: Counter
+    batch_seconds: Histogram
+    next_offset: Gauge
+
+    @classmethod
+    def create(cls) -> ProjectorMetrics:
+        registry = CollectorRegistry(auto_describe=True)
+        return cls(
+            registry=registry,
+            batches=Counter(
+                "wcs_audit_projector_batches", "Batches committed to PostgreSQL", registry=registry
+            ),
+            records=Counter(
+                "wcs_audit_projector_records",
+                "Kafka records consumed, by outcome",
+                ["outcome"],
+                registry=registry,
+            ),
+            batch_seconds=Histogram(
+                "wcs_audit_projector_batch_seconds",
+                "Time to apply and commit one batch",
+                buckets=BATCH_BUCKETS,
+                registry=registry,
+            ),
+            next_offset=Gauge(
+                "wcs_audit_projector_next_offset",
+                "Next offset to apply, by topic and partition (as stored in PostgreSQL)",
+                ["topic", "partition"],
+                registry=registry,
+            ),
+        )
+
+    def observe_batch(self, result: BatchResult, seconds: float) -> None:
+        """Records one committed batch."""
+        self.batches.inc()
+        self.batch_seconds.observe(seconds)
+        for outcome, count in (
+            ("applied", result.applied),
+            ("retry", result.retries),
+            ("duplicate", result.duplicates),
+            ("rejected", result.rejected),
+        ):
+            if count:
+                self.records.labels(outcome).inc(count)
+        for (topic, partition), offset in result.positions.items():
+            self.next_offset.labels(topic, str(partition)).set(offset)

@@ -1,0 +1,155 @@
+"""Rebuild: recompute every projection from the start of the topic into fresh tables, swap in.
+
+The fresh tables live in schema ``wcs_rebuild`` (same DDL: ``CREATE TABLE … (LIKE …
+INCLUDING ALL)``) and are filled by the projector's own :func:`apply_batch`, so the result is
+row for row what the live projector builds. The swap replaces the contents of the live tables
+in one transaction (views keep pointing at the same tables). Stop the projector while the
+rebuild runs; it resumes from the swapped-in positions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy import Table, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from projections.consume import ProjectorConfig, apply_batch
+from projections.tables import PROJECTION_TABLES
+from wcs_audit.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SCHEMA = "wcs_rebuild"
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a rebuild is: records applied of those in the topic when it started."""
+
+    applied: int
+    total: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.applied / self.seconds if self.seconds > 0 else 0.0
+
+
+ProgressSink = Callable[[Progress], None]
+
+
+def stored_columns(table: Table) -> list[str]:
+    """Quoted names of the columns a row stores (generated columns are recomputed)."""
+    return [f'"{c.name}"' for c in table.columns if c.computed is None]
+
+
+async def create_fresh_tables(conn: AsyncConnection) -> None:
+    """(Re)creates schema ``wcs_rebuild`` with empty copies of every projection table."""
+    await conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+    await conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
+    for table in PROJECTION_TABLES:
+        await conn.execute(
+            text(f"CREATE TABLE {SCHEMA}.{table.name} (LIKE public.{table.name} INCLUDING ALL)")
+        )
+
+
+async def swap_in(conn: AsyncConnection) -> None:
+    """Replaces the live tables' rows with the rebuilt ones and drops the rebuild schema."""
+    names = ", ".join(f"public.{t.name}" for t in PROJECTION_TABLES)
+    await conn.execute(text(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE"))
+    await conn.execute(text(f"TRUNCATE {names}"))
+    for table in PROJECTION_TABLES:
+        columns = ", ".join(stored_columns(table))
+        await conn.execute(
+            text(
+                f"INSERT INTO public.{table.name} ({columns}) "  # noqa: S608
+                f"SELECT {columns} FROM {SCHEMA}.{table.name}"
+            )
+        )
+    await conn.execute(text(f"DROP SCHEMA {SCHEMA} CASCADE"))
+
+
+async def topic_partitions(settings: Settings) -> list[TopicPartition]:
+    """The partitions of ``settings.topic`` (asks the cluster; raises if it has none)."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        partitions = await producer.partitions_for(settings.topic)
+    finally:
+        await producer.stop()
+    if not partitions:
+        raise RuntimeError(f"topic {settings.topic!r} has no partitions")
+    return [TopicPartition(settings.topic, p) for p in sorted(partitions)]
+
+
+async def replay(
+    consumer: AIOKafkaConsumer,
+    engine: AsyncEngine,
+    config: ProjectorConfig,
+    ends: Mapping[TopicPartition, int],
+    *,
+    batch_size: int,
+    progress: ProgressSink,
+) -> int:
+    """Applies every record before ``ends`` in batches; returns how many it applied."""
+    total, applied, started = sum(ends.values()), 0, time.perf_counter()
+    remaining = {tp for tp, end in ends.items() if end > 0}
+    while remaining:
+        fetched = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch_size)
+        records = [r for tp, rs in fetched.items() for r in rs if r.offset < ends[tp]]
+        if records:
+            async with engine.begin() as conn:
+                await apply_batch(conn, records, config)
+            applied += len(records)
+            progress(Progress(applied, total, time.perf_counter() - started))
+        remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
+    return applied
+
+
+async def rebuild(settings: Settings, progress: ProgressSink) -> Progress:
+    """Rebuilds all projections from offset 0 of ``settings.topic`` and swaps them in.
+
+    Blocks until done; raises on any Kafka or database error (the live tables are then
+    untouched and ``wcs_rebuild`` is left for inspection).
+    """
+    started = time.perf_counter()
+    live = create_async_engine(settings.database_url)
+    fresh = create_async_engine(
+        settings.database_url, connect_args={"options": f"-c search_path={SCHEMA}"}
+    )
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        async with live.begin() as conn:
+            await create_fresh_tables(conn)
+        tps = await topic_partitions(settings)
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        config = ProjectorConfig.from_settings(settings)
+        applied = await replay(
+            consumer,
+            fresh,
+            config,
+            ends,
+            batch_size=settings.projector_batch_size,
+            progress=progress,
+        )
+        async with live.begin() as conn:
+            await swap_in(conn)
+    finally:
+        await consumer.stop()
+        await fresh.dispose()
+        await live.dispose()
+    result = Progress(applied, sum(ends.values()), time.perf_counter() - started)
+    logger.info("projections.rebuild.swapped", extra={"records": applied})
+    return result

@@ -1,0 +1,22 @@
+"""Whether the projector may go on: shared by the batch handler and the rebalance listener."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class ProjectorState:
+    """Whether the projector may go on; a failed batch stops it for good (restart to resume)."""
+
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    error: BaseException | None = None
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.stopped.set()
+
+
+class ProjectorStoppedError(RuntimeError):
+    """A previous batch failed; this one is not applied (the process is shutting down)."""

@@ -1,0 +1,55 @@
+"""The projector's health and metrics endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from projections.app import create_app, serve_http
+from tests.projections.story import produce, project, sample_story
+from wcs_audit.settings import Settings
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+
+async def get(port: int, path: str) -> tuple[str, str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    response = (await reader.read()).decode()
+    writer.close()
+    await writer.wait_closed()
+    head, _, body = response.partition("\r\n\r\n")
+    return head.splitlines()[0], body
+
+
+async def test_health_follows_the_consumer_and_metrics_count_records(
+    projector_settings: Settings,
+) -> None:
+    projector = create_app(projector_settings)
+    server = await serve_http(projector, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        assert await get(port, "/healthz") == ("HTTP/1.1 503 Service Unavailable", "stopped\n")
+        await projector.start()
+        assert await get(port, "/healthz") == ("HTTP/1.1 200 OK", "ok\n")
+        await projector.stop()
+        assert (await get(port, "/nope"))[0] == "HTTP/1.1 404 Not Found"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_metrics_count_applied_records(projector_settings: Settings) -> None:
+    await produce(projector_settings, [e.envelope() for e in sample_story()])
+    projector = await project(projector_settings)
+    server = await serve_http(projector, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        status, body = await get(port, "/metrics")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert status == "HTTP/1.1 200 OK"
+    assert 'wcs_audit_projector_records_total{outcome="applied"} 62.0' in body

@@ -1,0 +1,129 @@
+"""Decoding the record format of ``ingest.envelope`` (schema 1)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from ingest.envelope import Envelope
+from projections.decode import (
+    Event,
+    Rejected,
+    decode_record,
+    drop_secrets,
+    from_micros,
+    from_millis,
+    redact_secrets,
+)
+from tests.projections.story import NODE, SESSION, T0, sample
+
+EVENT_ID = UUID("01900000-0000-7000-8000-000000000001")
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+def record_of(
+    body: dict[str, Any], hook: str = "connect", header_changes: dict[str, bytes] | None = None
+) -> Record:
+    envelope = Envelope(
+        event_id=EVENT_ID,
+        hook=hook,
+        received_at_us=1_719_835_200_000_001,
+        remote_addr="203.0.113.10",
+        node_id=body.get("nodeId"),
+        session_id=body.get("sessionId"),
+        value=json.dumps(body).encode(),
+    )
+    headers = dict(envelope.headers()) | (header_changes or {})
+    return Record("t", 2, 41, envelope.value, [(k, v) for k, v in headers.items() if v])
+
+
+def test_a_record_decodes_into_an_event_with_secrets_redacted() -> None:
+    event = decode_record(record_of(sample("connect")))
+    assert isinstance(event, Event)
+    assert (event.event_id, event.hook, event.known) == (EVENT_ID, "connect", True)
+    assert event.received_at == from_micros(1_719_835_200_000_001)
+    assert (event.node_id, event.session_id, event.partition, event.offset) == (
+        NODE,
+        SESSION,
+        2,
+        41,
+    )
+    assert event.body["sipPassword"] == "[REDACTED]"
+    assert event.body["custom"] == {"token": "[REDACTED]", "userId": "user-77"}
+
+
+@pytest.mark.parametrize(
+    ("value", "headers", "error"),
+    [
+        (b"not json", {}, "value is not JSON"),
+        (b"[1, 2]", {}, "value is not a JSON object"),
+        (None, {}, "record has no value"),
+        (b"{}", {"schema": b"2"}, "unsupported schema '2'"),
+        (b"{}", {"event-id": b""}, "missing header 'event-id'"),
+        (b"{}", {"event-id": b"nope"}, "bad header"),
+        (b"{}", {"received-at": b"soon"}, "bad header"),
+    ],
+)
+def test_broken_records_are_rejected_with_a_reason(
+    value: bytes | None, headers: dict[str, bytes], error: str
+) -> None:
+    record = record_of({}, header_changes=headers)
+    rejected = decode_record(Record(record.topic, 0, 7, value, record.headers))
+    assert isinstance(rejected, Rejected)
+    assert rejected.error.startswith(error)
+    assert (rejected.partition, rejected.offset, rejected.value) == (0, 7, value)
+
+
+def test_unknown_hooks_are_events_marked_unknown() -> None:
+    event = decode_record(record_of({"sessionId": "s"}, hook="RecordingStatusEvent"))
+    assert isinstance(event, Event)
+    assert (event.hook, event.known, event.node_id) == ("RecordingStatusEvent", False, None)
+
+
+def test_time_conversions_are_exact() -> None:
+    assert from_micros(1_719_835_200_000_001).microsecond == 1
+    assert from_millis(1719835200120) == T0.replace(microsecond=120_000)
+    assert from_millis("1719835200120") is None
+    assert from_millis(True) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "redacted", "dropped"),
+    [
+        ({"token": "x", "a": 1}, {"token": "[REDACTED]", "a": 1}, {"a": 1}),
+        ({"c": {"password": "p"}}, {"c": {"password": "[REDACTED]"}}, {"c": {}}),
+        ([{"secret": 1}, 2], [{"secret": "[REDACTED]"}, 2], [{}, 2]),
+        ("token", "token", "token"),
+    ],
+)
+def test_secret_fields_at_any_depth(value: Any, redacted: Any, dropped: Any) -> None:
+    assert redact_secrets(value) == redacted
+    assert drop_secrets(value) == dropped
+
+
+def test_nul_characters_are_replaced_because_postgresql_cannot_store_them() -> None:
+    body = {"sessionId": "s", "name": "a\u0000b", "custom": {"k\u0000": ["\u0000"]}}
+    event = decode_record(record_of(body, hook="publishStream"))
+    assert isinstance(event, Event)
+    assert event.body["name"] == "a\ufffdb"
+    assert event.body["custom"] == {"k\ufffd": ["\ufffd"]}
+    assert "\\u0000" not in event.payload
+
+
+def test_out_of_range_times_do_not_stop_decoding() -> None:
+    assert from_millis(10**20) is None
+    rejected = decode_record(record_of({}, header_changes={"received-at": b"9" * 30}))
+    assert isinstance(rejected, Rejected)
+    assert rejected.error.startswith("bad header")
