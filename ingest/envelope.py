@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import random as _random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -96,8 +96,3 @@ class Envelope:
         if self.redacted:
             headers.append(("redacted", ",".join(self.redacted).encode()))
         return headers
-
-
-def header_map(headers: Sequence[tuple[str, bytes]]) -> Mapping[str, str]:
-    """Kafka record headers as a dict of text (consumers read envelopes with this)."""
-    return {name: value.decode() for name, value in headers}

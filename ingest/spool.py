@@ -91,7 +91,7 @@ class _Reader:
         return self.data[start : self.pos]
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class Position:
     """Where a record ends: segment number and byte offset after it."""
 
