@@ -9,6 +9,7 @@ COPY wcs_audit ./wcs_audit
 COPY ingest ./ingest
 COPY projections ./projections
 COPY migrations ./migrations
+COPY simulator ./simulator
 RUN pip install . && useradd --system --home /var/lib/wcs-audit --create-home wcs-audit \
     && install -d -o wcs-audit -g wcs-audit /var/lib/wcs-audit/spool
 USER wcs-audit

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from wcs_audit.settings import Settings, SettingsError
 from wcs_audit.stack import StackError, stack_down, stack_status, stack_up
@@ -106,6 +107,120 @@ def cmd_run(_: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+    from datetime import datetime
+    from pathlib import Path
+
+    from simulator.load import Progress, render_progress
+    from simulator.run import projector_env, simulate
+    from simulator.scenario import ALL_QUIRKS, Quirks, Scenario
+
+    base = ALL_QUIRKS if args.quirks else Quirks()
+    quirks = Quirks(
+        duplicates=base.duplicates if args.duplicates is None else args.duplicates,
+        reorder=base.reorder if args.reorder is None else args.reorder,
+        lost_terminals=base.lost_terminals if args.lose_terminals is None else args.lose_terminals,
+        skew_s=base.skew_s if args.skew is None else args.skew,
+        burst=base.burst if args.burst is None else args.burst,
+    )
+    start = datetime.fromisoformat(args.start).timestamp() if args.start else None
+    scenario = Scenario(
+        seed=args.seed,
+        nodes=args.nodes,
+        sessions=args.sessions,
+        duration_s=args.minutes * 60,
+        speed=args.speed,
+        quirks=quirks,
+        **({"start": start} if start is not None else {}),
+    )
+    url = (
+        args.url or settings.sim_url or f"http://{settings.http_host}:{settings.http_port}/apps/wcs"
+    )
+    print("projector settings for this speed:", file=sys.stderr)
+    for name, value in projector_env(scenario).items():
+        print(f"  {name}={value}", file=sys.stderr)
+
+    def show(progress: Progress) -> None:
+        print("\r" + render_progress(progress), end="", file=sys.stderr, flush=True)
+
+    outcome = asyncio.run(
+        simulate(
+            scenario,
+            url,
+            Path(args.truth),
+            connections=args.connections or settings.sim_connections,
+            timeout_s=settings.sim_timeout_s,
+            progress=show,
+            client=args.client,
+        )
+    )
+    print(file=sys.stderr)
+    print("\n".join(outcome.report.lines()))
+    truth = outcome.truth
+    print(
+        f"truth     {args.truth}: {len(truth.sessions)} sessions, {len(truth.legs)} legs, "
+        f"{len(truth.calls)} calls; tolerance {truth.run.tolerance_s:.2f} simulated s"
+    )
+    return 0 if outcome.report.non_200 == 0 else 1
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from simulator.check import compare, read_projections
+    from simulator.truth import read_truth
+
+    truth = read_truth(Path(args.truth))
+    mismatches = compare(truth, read_projections(settings.database_url))
+    for mismatch in mismatches:
+        print(mismatch)
+    print(
+        f"{len(mismatches)} mismatches ({len(truth.sessions)} sessions, {len(truth.legs)} legs, "
+        f"{len(truth.calls)} calls; tolerance {truth.run.tolerance_s:.2f} simulated s)"
+    )
+    if truth.run.undelivered_sessions:
+        print(
+            f"left out: {len(truth.run.undelivered_sessions)} sessions with hooks the receiver "
+            f"did not accept ({truth.run.non_200} hooks), and therefore the views"
+        )
+    return 1 if mismatches else 0
+
+
+def add_simulator_commands(commands: Any) -> None:
+    """``simulate`` and ``check``: a simulated WCS day and its comparison with the database."""
+    simulate = commands.add_parser(
+        "simulate", help="simulate WCS nodes posting hooks to the receiver (open-loop load)"
+    )
+    simulate.add_argument("--nodes", type=int, default=2, help="WCS nodes (default 2)")
+    simulate.add_argument("--sessions", type=int, default=50, help="concurrent sessions")
+    simulate.add_argument("--minutes", type=float, default=120, help="simulated minutes")
+    simulate.add_argument("--speed", type=float, default=100, help="times faster than real")
+    simulate.add_argument("--seed", type=int, default=1, help="the same seed, the same day")
+    simulate.add_argument("--start", help="simulated start, ISO 8601 (default 2026-05-28)")
+    simulate.add_argument("--quirks", action="store_true", help="every WCS quirk on")
+    simulate.add_argument("--duplicates", type=float, help="share of hooks sent twice")
+    simulate.add_argument("--reorder", type=float, help="share of events held back up to 0.5 s")
+    simulate.add_argument("--lose-terminals", type=float, help="share of legs losing their end")
+    simulate.add_argument("--skew", type=float, help="node 0 clock skew, seconds (createDate)")
+    simulate.add_argument("--burst", type=int, help="players joining one stream in 1 s")
+    simulate.add_argument("--truth", default="sim-truth.jsonl", help="ground-truth file")
+    simulate.add_argument("--url", help="receiver base URL (default: WCS_AUDIT_SIM_URL)")
+    simulate.add_argument("--connections", type=int, help="HTTP connection pool size")
+    simulate.add_argument(
+        "--client",
+        choices=("lean", "aiohttp"),
+        default="lean",
+        help="lean: built-in HTTP/1.1 pool, ~4x aiohttp's rate (plain http only)",
+    )
+    simulate.set_defaults(handler=cmd_simulate)
+    check = commands.add_parser(
+        "check", help="compare a simulation's ground truth with the read models and views"
+    )
+    check.add_argument("--truth", required=True, help="ground-truth file of `simulate`")
+    check.set_defaults(handler=cmd_check)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command tree; each leaf sets ``handler`` to the function that runs it."""
     parser = argparse.ArgumentParser(prog="wcs-audit", description=__doc__)
@@ -140,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="receiver and projector together, restarted if they die")
     run.set_defaults(handler=cmd_run)
 
+    add_simulator_commands(commands)
     return parser
 
 

@@ -1,0 +1,89 @@
+"""A simulated day end to end: schedule, open-loop load, ground-truth file.
+
+The time model: a hook of simulated moment ``t`` is sent at wall time ``wall_start + t/speed``,
+so the receiver's ``received-at`` is the simulated clock scaled by ``1/speed``. The projector
+must see WCS's intervals scaled the same way (:func:`projector_settings`), else a 100x day's
+keep-alives (0.1 s apart) would look like retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from simulator.load import LoadReport, Progress, send_day
+from simulator.scenario import RETRY_WINDOW_S, Scenario
+from simulator.schedule import Send, build_day
+from simulator.truth import Truth, write_truth
+
+SILENCE_S = 3600.0
+"""The projector's default stream and session silence, in simulated seconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A finished simulation: its load report and its truth (already written)."""
+
+    report: LoadReport
+    truth: Truth
+
+
+def projector_settings(scenario: Scenario) -> dict[str, float]:
+    """The projector's timing settings (``Settings`` field names) that make it see this day
+    as WCS's real intervals: every interval divided by the speed."""
+    speed = scenario.speed
+    return {
+        "projector_keepalive_interval_s": scenario.keepalive_s / speed,
+        "projector_retry_window_s": RETRY_WINDOW_S / speed,
+        "projector_stream_silence_s": SILENCE_S / speed,
+        "projector_session_silence_s": SILENCE_S / speed,
+    }
+
+
+def projector_env(scenario: Scenario) -> dict[str, str]:
+    """:func:`projector_settings` as ``WCS_AUDIT_*`` environment variables."""
+    return {
+        f"WCS_AUDIT_{name.upper()}": f"{value:g}"
+        for name, value in projector_settings(scenario).items()
+    }
+
+
+def sessions_of(sends: Iterable[Send]) -> list[str]:
+    """The distinct ``sessionId`` values of ``sends``' bodies."""
+    return sorted({str(orjson.loads(send.body).get("sessionId")) for send in sends})
+
+
+async def simulate(
+    scenario: Scenario,
+    base_url: str,
+    truth_path: Path,
+    *,
+    connections: int = 64,
+    timeout_s: float = 30.0,
+    progress: Callable[[Progress], None] | None = None,
+    client: str = "lean",
+) -> Outcome:
+    """Builds the day, sends it to ``base_url`` open-loop, and writes the truth file with
+    the run's wall-clock start and its longest delivery delay. Blocks until every answer."""
+    day = build_day(scenario)
+    report = await send_day(
+        day.sends,
+        base_url,
+        scenario.speed,
+        connections=connections,
+        timeout_s=timeout_s,
+        progress=progress,
+        client=client,
+    )
+    run = day.truth.run
+    run.wall_start, run.max_delay_s, run.non_200 = (
+        report.wall_start,
+        report.max_delay_s,
+        report.non_200,
+    )
+    run.undelivered_sessions = sessions_of(day.sends[i] for i in report.failed)
+    write_truth(day.truth, truth_path)
+    return Outcome(report, day.truth)

@@ -1,0 +1,87 @@
+"""The open-loop sender: both clients deliver every hook once, errors are counted, not hung."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+import pytest
+import uvicorn
+
+from bench.echo_app import app as echo_app
+from simulator.connections import answer_length
+from simulator.load import send_day
+from simulator.schedule import Send
+
+
+@asynccontextmanager
+async def echo_server(seen: list[tuple[str, bytes]]) -> AsyncIterator[str]:
+    """The benchmark's echo app on a fresh port, noting each request's path and body."""
+
+    async def noting(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return await echo_app(scope, receive, send)
+
+        async def receive_noted():  # type: ignore[no-untyped-def]
+            message = await receive()
+            seen.append((scope["path"], message.get("body", b"")))
+            return message
+
+        return await echo_app(scope, receive_noted, send)
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(noting, log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/apps/wcs"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+def sends(count: int) -> list[Send]:
+    return [Send(i * 0.01, "connect", orjson.dumps({"sessionId": str(i)})) for i in range(count)]
+
+
+@pytest.mark.parametrize("client", ["lean", "aiohttp"])
+async def test_every_hook_is_posted_once_at_its_path(client: str) -> None:
+    seen: list[tuple[str, bytes]] = []
+    async with echo_server(seen) as url:
+        report = await send_day(sends(200), url, 10.0, connections=8, client=client)
+    assert report.statuses == {"200": 200}
+    assert report.non_200 == 0
+    assert sorted(seen) == sorted(("/apps/wcs/connect", s.body) for s in sends(200))
+    assert 0 < report.p50_ms <= report.p99_ms <= report.max_ms
+
+
+@pytest.mark.parametrize("client", ["lean", "aiohttp"])
+async def test_a_refused_connection_is_counted(client: str) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/apps/wcs"  # bound, not listening
+        report = await send_day(sends(20), url, 10.0, connections=4, timeout_s=5, client=client)
+    assert report.sent == 20
+    assert report.non_200 == 20
+    assert "200" not in report.statuses
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}", (200, 40)),
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{", None),
+        (b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\nHTTP/1.1", (403, 45)),
+        (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", (200, 59)),
+        (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n", None),
+        (b"HTTP/1.1 200 OK\r\n", None),
+    ],
+)
+def test_answer_length(data: bytes, expected: tuple[int, int] | None) -> None:
+    assert answer_length(bytearray(data)) == expected
