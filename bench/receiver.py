@@ -1,12 +1,12 @@
 """Receiver benchmark: a realistic hook mix against the real local Kafka, with a bare ASGI echo
 server measured in the same run as the ceiling.
 
-    .venv/bin/python -m bench.receiver [--workers 2] [--seconds 15] [--rate 5000]
+    .venv/bin/python -m bench.receiver [--workers 2] [--seconds 15] [--rates 1000,2500,5000]
 
 Two measurements per server, each on a fresh topic:
 - **throughput**: wrk (closed loop, 128 connections) for ``--seconds``: hooks/s answered 200;
-- **latency at a fixed rate**: vegeta (open loop, so queueing shows honestly) at ``--rate``
-  hooks/s: p50/p99/max and the share answered 200.
+- **latency at fixed rates**: vegeta (open loop, so queueing shows honestly) at each of
+  ``--rates`` hooks/s: p50/p99/max and the share answered 200 (within vegeta's 15 s timeout).
 The receiver runs with ``acks=all`` and an idempotent producer, as in production. Results go to
 stdout and to ``bench/results/receiver-<time>.json``. This is a benchmark, not a test.
 """
@@ -229,17 +229,23 @@ def measure(
     with server(argv, env, url, work / f"{name}.log"):
         progress(f"{name}: wrk, {args.seconds}s closed loop …")
         throughput = run_wrk(tools[0], work / "mix.lua", url, args.seconds)
-        progress(f"{name}: {throughput['ok_rate']:.0f} hooks/s; vegeta {args.rate}/s open loop …")
-        latency = run_vegeta(tools[1], work / "targets.jsonl", args.rate, args.seconds)
-        progress(f"{name}: p50 {latency['p50_ms']:.2f} ms, p99 {latency['p99_ms']:.2f} ms")
-    return {"throughput": throughput, "latency": latency}
+        progress(f"{name}: {throughput['ok_rate']:.0f} hooks/s")
+        results = {"throughput": throughput}
+        for rate in args.rates:
+            progress(f"{name}: vegeta {rate}/s open loop …")
+            latency = run_vegeta(tools[1], work / "targets.jsonl", rate, args.seconds)
+            progress(f"{name}: p50 {latency['p50_ms']:.2f} ms, p99 {latency['p99_ms']:.2f} ms")
+            results[f"at_{rate}"] = latency
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--rate", type=int, default=5000)
+    parser.add_argument(
+        "--rates", type=lambda text: [int(r) for r in text.split(",")], default=[1000, 2500, 5000]
+    )
     args = parser.parse_args()
 
     settings = Settings.from_env(os.environ)
@@ -302,31 +308,41 @@ def report(
     kept: int,
 ) -> None:
     e_tp, r_tp = echo["throughput"], receiver["throughput"]
-    e_lat, r_lat = echo["latency"], receiver["latency"]
     ratio = r_tp["ok_rate"] / e_tp["ok_rate"]
+    answered = (
+        r_tp["requests"]
+        - r_tp["non_2xx"]
+        + sum(round(receiver[f"at_{rate}"]["success"] * rate * args.seconds) for rate in args.rates)
+    )
     results = {
         "args": vars(args),
         "echo": echo,
         "receiver": receiver,
         "receiver_over_echo": ratio,
         "records_in_kafka": kept,
-        "answered_200": r_tp["requests"]
-        - r_tp["non_2xx"]
-        + round(r_lat["success"] * r_lat["rate"] * args.seconds),
+        "answered_200": answered,
     }
     out = ROOT / "bench" / "results" / f"receiver-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
-    print(f"""
-receiver benchmark ({args.workers} worker(s), acks=all, idempotent, {args.seconds}s per run)
-                      echo (ceiling)    receiver
-throughput hooks/s    {e_tp["ok_rate"]:>10.0f}    {r_tp["ok_rate"]:>10.0f}   ratio {ratio:.2f}
-at {args.rate}/s: p50 ms     {e_lat["p50_ms"]:>10.2f}    {r_lat["p50_ms"]:>10.2f}
-at {args.rate}/s: p99 ms     {e_lat["p99_ms"]:>10.2f}    {r_lat["p99_ms"]:>10.2f}
-at {args.rate}/s: max ms     {e_lat["max_ms"]:>10.2f}    {r_lat["max_ms"]:>10.2f}
-at {args.rate}/s: success    {e_lat["success"]:>10.4f}    {r_lat["success"]:>10.4f}
-records in Kafka: {kept} (answered 200: {results["answered_200"]})
-results: {out}""")
+    lines = [
+        f"receiver benchmark ({args.workers} worker(s), acks=all, idempotent, "
+        f"{args.seconds}s per run)",
+        f"{'':24}{'echo (ceiling)':>16}{'receiver':>12}",
+        f"{'throughput hooks/s':24}{e_tp['ok_rate']:>16.0f}{r_tp['ok_rate']:>12.0f}"
+        f"   ratio {ratio:.2f}",
+    ]
+    for rate in args.rates:
+        e_lat, r_lat = echo[f"at_{rate}"], receiver[f"at_{rate}"]
+        for key, unit in (
+            ("p50_ms", "p50 ms"),
+            ("p99_ms", "p99 ms"),
+            ("max_ms", "max ms"),
+            ("success", "answered"),
+        ):
+            lines.append(f"{f'at {rate}/s {unit}':24}{e_lat[key]:>16.2f}{r_lat[key]:>12.2f}")
+    lines += [f"records in Kafka: {kept} (answered 200: {answered})", f"results: {out}"]
+    print("\n" + "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -88,8 +88,11 @@ pairs AS (
   JOIN LATERAL (
     SELECT b.event_id FROM bug_reports b
     WHERE b.session_id = s.session_id AND b.node_id IS NOT DISTINCT FROM s.node_id
-      AND b.submitted_at <= s.received_at
-    ORDER BY b.submitted_at DESC, b.event_id DESC LIMIT 1
+    -- the latest report before the status; if receive jitter put the status first, the
+    -- nearest report after it (so arrival order does not decide)
+    ORDER BY b.submitted_at > s.received_at,
+             abs(extract(epoch FROM s.received_at - b.submitted_at)), b.event_id DESC
+    LIMIT 1
   ) r ON true
   WHERE s.hook = 'BugReportStatusEvent' AND NOT s.suspected_retry
   ORDER BY r.event_id, s.received_at, s.event_id

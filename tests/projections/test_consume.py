@@ -323,3 +323,19 @@ async def test_two_projectors_in_one_group_share_the_work_without_doubling(
     assert {e["event_id"] for e in events if not e["suspected_retry"]} == {
         e.event_id for e in story
     }
+
+
+async def test_bug_report_status_received_before_its_report_still_pairs(
+    projector_settings: Settings,
+) -> None:
+    # receive jitter can put BugReportStatusEvent first; each lands in a batch of its own
+    status = story_event(1, "BugReportStatusEvent", sample("BugReportStatusEvent"), 10.0)
+    report = story_event(2, "submitBugReport", sample("submitBugReport"), 10.5)
+    await produce(projector_settings, [status.envelope()])
+    await project(projector_settings)
+    await produce(projector_settings, [report.envelope()])
+    await project(projector_settings)
+
+    (bug,) = table_rows(projector_settings, "bug_reports", "event_id")
+    assert bug["filename"] == sample("BugReportStatusEvent")["filename"]
+    assert (bug["submitted_at"], bug["status_at"]) == (at(10.5), at(10.0))
