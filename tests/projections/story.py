@@ -78,6 +78,17 @@ class StoryEvent:
         )
 
 
+@dataclass(frozen=True)
+class Record:
+    """What the projector reads of an aiokafka ``ConsumerRecord``."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
 def story_event(index: int, hook: str, body: dict[str, Any], seconds: float) -> StoryEvent:
     return StoryEvent(hook, body, seconds, uuid.UUID(int=(0x0190 << 112) | index))
 

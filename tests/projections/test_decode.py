@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -19,18 +18,9 @@ from projections.decode import (
     from_millis,
     redact_secrets,
 )
-from tests.projections.story import NODE, SESSION, T0, sample
+from tests.projections.story import NODE, SESSION, T0, Record, sample
 
 EVENT_ID = UUID("01900000-0000-7000-8000-000000000001")
-
-
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
 
 
 def record_of(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -21,16 +20,7 @@ from projections.stage import (
     time_field,
 )
 from projections.tables import hook_events
-from tests.projections.story import sample_story
-
-
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
+from tests.projections.story import Record, sample_story
 
 
 @pytest.mark.parametrize(

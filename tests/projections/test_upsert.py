@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -15,19 +14,10 @@ from projections.decode import Event, decode_record
 from projections.positions import save_positions
 from projections.tables import PROJECTION_TABLES, hook_events, rejected_records, streams
 from projections.upsert import insert_events
-from tests.projections.story import ORPHAN, SESSION2, at, sample, story_event
+from tests.projections.story import ORPHAN, SESSION2, Record, at, sample, story_event
 from wcs_audit.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
-
-
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
 
 
 LEG = {"sessionId": SESSION2, "mediaSessionId": ORPHAN, "name": "orphan"}
