@@ -16,6 +16,14 @@ RESTART_DELAY_S = 1.0
 STOP_GRACE_S = 30.0
 
 
+def run_in_own_group(target: Callable[[], object]) -> None:
+    """Runs ``target`` in a process group of its own: a Ctrl-C in the terminal reaches only the
+    supervisor, whose single SIGTERM lets the child shut down gracefully (a second signal
+    would make uvicorn skip its graceful shutdown)."""
+    os.setpgid(0, 0)
+    target()
+
+
 def supervise(targets: Sequence[tuple[str, Callable[[], object]]]) -> None:
     """Forks one process per ``(name, target)`` and blocks until SIGINT or SIGTERM.
 
@@ -26,7 +34,7 @@ def supervise(targets: Sequence[tuple[str, Callable[[], object]]]) -> None:
     stopping = threading.Event()
 
     def start(name: str, target: Callable[[], object]) -> BaseProcess:
-        process = context.Process(target=target, name=name)
+        process = context.Process(target=run_in_own_group, args=(target,), name=name)
         process.start()
         return process
 
