@@ -1,7 +1,7 @@
-"""The receiver's ASGI application: built once from settings, run by uvicorn.
+"""The receiver: built once from settings, served by :mod:`ingest.server`.
 
-A raw ASGI callable rather than a framework router: WCS may be given any restUrl prefix, so the
-route is "the last path segment", and every microsecond here is in WCS's call path.
+WCS may be given any restUrl prefix, so the route is "the last path segment"; besides hooks only
+``GET /healthz``, ``/readyz`` and ``/metrics`` are answered.
 """
 
 from __future__ import annotations
@@ -10,18 +10,19 @@ import asyncio
 import contextlib
 import functools
 import logging
+import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable
 
-import uvicorn
+import uvloop
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ingest.metrics import IngestMetrics
 from ingest.publish import Publisher
 from ingest.receive import JSON, TEXT, Answer, HookReceiver, Request
+from ingest.server import HttpServer
 from ingest.spool import Spool
 from ingest.topics import ensure_topics, max_record_bytes
 from wcs_audit.logs import configure_logging
@@ -30,10 +31,8 @@ from wcs_audit.supervise import supervise
 
 logger = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
+GRACE_S = 10.0  # how long a stopping receiver finishes the requests in hand
 
 
 def utc_now_us() -> int:
@@ -42,9 +41,9 @@ def utc_now_us() -> int:
 
 
 class ReceiverApp:
-    """ASGI app: ``POST {any prefix}/{hook}`` plus ``GET /healthz``, ``/readyz``, ``/metrics``.
+    """``POST {any prefix}/{hook}`` plus ``GET /healthz``, ``/readyz``, ``/metrics``.
 
-    Kafka clients and the spool are built in the lifespan (they need the server's event loop).
+    Kafka clients and the spool are built by :meth:`start`, in the serving event loop.
     """
 
     def __init__(self, settings: Settings, clock_us: Callable[[], int] = utc_now_us) -> None:
@@ -53,30 +52,6 @@ class ReceiverApp:
         self.metrics = IngestMetrics.create()
         self.receiver: HookReceiver | None = None
         self._drainer: asyncio.Task[None] | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await self.http(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await self.lifespan(receive, send)
-
-    # -- lifespan -----------------------------------------------------------------------
-
-    async def lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.start()
-                except Exception as error:
-                    logger.exception("ingest.startup_failed")
-                    await send({"type": "lifespan.startup.failed", "message": str(error)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.stop()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     async def start(self) -> None:
         """Opens the spool, connects to Kafka (or starts spooling), starts the drainer."""
@@ -106,24 +81,12 @@ class ReceiverApp:
                 await asyncio.wait_for(self.receiver.publisher.close(self._drainer), 10)
         logger.info("ingest.stopped")
 
-    # -- http ---------------------------------------------------------------------------
-
-    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        path: str = scope["path"]
-        method: str = scope["method"]
-        if method in ("GET", "HEAD") and path in ("/healthz", "/readyz", "/metrics"):
-            await respond(send, self.probe(path))
-            return
-        assert self.receiver is not None, "the lifespan must have started the receiver"
-        request = await read_request(
-            scope, receive, self.settings.max_body_bytes, self.settings.rejected_keep_bytes
-        )
-        if request is None:
-            return  # WCS hung up mid-body: nothing to record, nobody to answer; it will retry
-        answer = await self.receiver.receive(request)
-        await respond(send, answer)
-        self.metrics.request_seconds.observe(time.perf_counter() - started)
+    async def answer(self, request: Request) -> Answer:
+        """Answers one request; never raises for what a client sends."""
+        if request.method in ("GET", "HEAD") and request.path in PROBES:
+            return self.probe(request.path)
+        assert self.receiver is not None, "start() the app before serving it"
+        return await self.receiver.receive(request)
 
     def probe(self, path: str) -> Answer:
         """Health (process up), readiness (Kafka reachable or spool writable), metrics."""
@@ -140,61 +103,6 @@ class ReceiverApp:
             f'"spool_depth":{publisher.spool.depth}}}'
         ).encode()
         return Answer(200 if ready else 503, body, JSON)
-
-
-async def read_request(scope: Scope, receive: Receive, limit: int, keep: int) -> Request | None:
-    """Reads the body up to ``limit`` bytes; past it, keeps only the first ``keep`` bytes.
-
-    Returns None when the client disconnects before the body is complete.
-    """
-    content_type: bytes | None = None
-    authorization: list[bytes] = []
-    declared = -1
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            content_type = value
-        elif name == b"authorization":
-            authorization.append(value)
-        elif name == b"content-length" and value.isdigit():
-            declared = int(value)
-    chunks: list[bytes] = []
-    size = 0
-    too_large = declared > limit
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        too_large = too_large or size > limit
-        if not too_large or size - len(chunk) < keep:
-            chunks.append(chunk)
-        more = message.get("more_body", False)
-    data = b"".join(chunks)
-    client = scope.get("client")
-    return Request(
-        method=scope["method"],
-        path=scope["path"],
-        remote_addr=client[0] if client else "",
-        content_type=content_type,
-        authorization=authorization,
-        body=None if too_large else data,
-        body_prefix=data[:keep],
-    )
-
-
-async def respond(send: Send, answer: Answer) -> None:
-    headers = [
-        (b"content-type", answer.content_type),
-        (b"content-length", str(len(answer.body)).encode()),
-        *answer.headers,
-    ]
-    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-    await send({"type": "http.response.body", "body": answer.body})
-
-
-BATCH_BYTES = 256 * 1024  # many small hooks per produce request; a larger hook gets its own
 
 
 BATCH_BYTES = 256 * 1024  # many small hooks per produce request; a larger hook gets its own
@@ -219,6 +127,37 @@ def create_app(settings: Settings, clock_us: Callable[[], int] = utc_now_us) -> 
     return ReceiverApp(settings, clock_us)
 
 
+@contextlib.asynccontextmanager
+async def receiving(
+    settings: Settings, sock: socket.socket, clock_us: Callable[[], int] = utc_now_us
+) -> AsyncIterator[ReceiverApp]:
+    """Serves the receiver on ``sock`` for the duration of the block; on exit stops accepting,
+    finishes the requests in hand and flushes Kafka (graceful, bounded)."""
+    app = create_app(settings, clock_us)
+    await app.start()
+    server = HttpServer(
+        app.answer,
+        settings.max_body_bytes,
+        settings.rejected_keep_bytes,
+        app.metrics.request_seconds.observe,
+    )
+    try:
+        await server.start(sock)
+        yield app
+    finally:
+        await server.stop(GRACE_S)
+        await app.stop()
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound, listening TCP socket that forked workers can share."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
 def serve(settings: Settings) -> None:
     """Runs the receiver on ``WCS_AUDIT_HTTP_HOST:PORT`` until SIGINT/SIGTERM (graceful).
 
@@ -226,10 +165,7 @@ def serve(settings: Settings) -> None:
     each with its own producer and its own spool (``<spool dir>/worker-<n>``).
     """
     configure_logging(settings.log_level)
-    sock = socket.socket(socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((settings.http_host, settings.http_port))
-    sock.listen(2048)
+    sock = listening_socket(settings.http_host, settings.http_port)
     if settings.receiver_workers == 1:
         run_worker(settings, sock)
     else:
@@ -238,19 +174,17 @@ def serve(settings: Settings) -> None:
 
 def run_worker(settings: Settings, sock: socket.socket) -> None:
     """One receiver process serving ``sock`` until SIGINT/SIGTERM."""
-    config = uvicorn.Config(
-        create_app(settings),
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=10,
-        server_header=False,
-        date_header=False,
-        backlog=2048,
-    )
-    uvicorn.Server(config).run(sockets=[sock])
+
+    async def until_signalled() -> None:
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopped.set)
+        async with receiving(settings, sock):
+            logger.info("ingest.listening", extra={"address": sock.getsockname()[:2]})
+            await stopped.wait()
+
+    uvloop.run(until_signalled())
 
 
 def supervise_workers(settings: Settings, sock: socket.socket) -> None:

@@ -1,5 +1,5 @@
 """The supervisor restarts a child that dies, and a terminal's Ctrl-C reaches each child as one
-SIGTERM (so uvicorn shuts down gracefully instead of being forced)."""
+SIGTERM from the supervisor (a single, graceful shutdown)."""
 
 from __future__ import annotations
 

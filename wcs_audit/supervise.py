@@ -18,8 +18,7 @@ STOP_GRACE_S = 30.0
 
 def run_in_own_group(target: Callable[[], object]) -> None:
     """Runs ``target`` in a process group of its own: a Ctrl-C in the terminal reaches only the
-    supervisor, whose single SIGTERM lets the child shut down gracefully (a second signal
-    would make uvicorn skip its graceful shutdown)."""
+    supervisor, which stops every child with one SIGTERM, in order."""
     os.setpgid(0, 0)
     target()
 

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from ingest.app import create_app
+from ingest.app import listening_socket, receiving
 from wcs_audit.settings import Settings
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "wcs" / "samples"  # beside the clone
@@ -33,25 +31,12 @@ def sample_hooks() -> list[str]:
 
 @asynccontextmanager
 async def running_receiver(settings: Settings) -> AsyncIterator[str]:
-    """Serves the receiver app on a fresh loopback port; yields its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        create_app(settings), lifespan="on", log_config=None, access_log=False, http="httptools"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("receiver stopped during start-up")
-        await asyncio.sleep(0.02)
+    """Serves the receiver on a fresh loopback port; yields its base URL."""
+    sock = listening_socket("127.0.0.1", 0)
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        async with receiving(settings, sock):
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
-        server.should_exit = True
-        await task
         sock.close()
 
 
