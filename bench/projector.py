@@ -26,8 +26,8 @@ from typing import Any
 
 import psycopg
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.topics import create_topics, delete_topics
 from ingest.envelope import Envelope, uuid7
 from migrations.run import upgrade
 from projections.app import create_app
@@ -108,24 +108,6 @@ def envelopes(sessions: int, keepalives: int) -> list[Envelope]:
         )
         for at, hook, body in timeline
     ]
-
-
-async def create_topic(settings: Settings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(settings.topic, 6, 1)])
-    finally:
-        await admin.close()
-
-
-async def delete_topic(settings: Settings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([settings.topic])
-    finally:
-        await admin.close()
 
 
 async def produce(settings: Settings, batch: list[Envelope]) -> None:
@@ -234,14 +216,14 @@ async def main(sessions: int, keepalives: int) -> dict[str, Any]:
     batch = envelopes(sessions, keepalives)
     keepalive_share = sum(e.hook == "StreamKeepAliveEvent" for e in batch) / len(batch)
     create_database(url)
-    await create_topic(settings)
+    await create_topics(settings, [settings.topic])
     try:
         upgrade(url)
         await produce(settings, batch)
         timing = await run_projector(settings, len(batch))
         copy_seconds = copy_ceiling(settings, batch)
     finally:
-        await delete_topic(settings)
+        await delete_topics(settings, [settings.topic])
         drop_database(url)
     steady = (len(batch) - timing.first_batch_records) / (timing.last_batch - timing.first_batch)
     overall = len(batch) / (timing.last_batch - timing.started)

@@ -37,9 +37,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy import create_engine, text
 
+from bench.topics import create_topics, delete_topics
 from migrations.run import upgrade
 from simulator.check import compare, read_projections
 from simulator.load import LoadReport, send_day
@@ -138,25 +138,6 @@ class LagSampler(threading.Thread):
         return None
 
 
-async def make_topic(settings: Settings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(settings.topic, 6, 1)])
-    finally:
-        await admin.close()
-
-
-async def drop_topics(settings: Settings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        with contextlib.suppress(Exception):
-            await admin.delete_topics([settings.topic, settings.rejected_topic])
-    finally:
-        await admin.close()
-
-
 def end_to_end(day: Day, scenario: Scenario, workers: int, work: Path) -> dict[str, Any]:
     """The schedule through receiver, Kafka and projector into a fresh database, checked."""
     base = Settings.from_env(os.environ)
@@ -175,7 +156,7 @@ def end_to_end(day: Day, scenario: Scenario, workers: int, work: Path) -> dict[s
         "WCS_AUDIT_PROJECTOR_GROUP": f"bench-sim-{suffix}", "WCS_AUDIT_LOG_LEVEL": "WARNING",
     } | projector_env(scenario)  # fmt: skip
     create_database(url)
-    asyncio.run(make_topic(settings))
+    asyncio.run(create_topics(settings, [settings.topic]))
     receiver_url = f"http://127.0.0.1:{http_port}"
     cli = [sys.executable, "-m", "wcs_audit.cli"]
     try:
@@ -199,7 +180,7 @@ def end_to_end(day: Day, scenario: Scenario, workers: int, work: Path) -> dict[s
         truth = replace(truth, run=run)
         mismatches = compare(truth, read_projections(url))
     finally:
-        asyncio.run(drop_topics(settings))
+        asyncio.run(delete_topics(settings, [settings.topic, settings.rejected_topic]))
         drop_database(url)
     lags = [lag for _, _, lag in sampler.samples if lag is not None]
     kinds = Counter(f"{m.table}.{m.column}" for m in mismatches)
