@@ -225,8 +225,9 @@ async def main(sessions: int, keepalives: int) -> dict[str, Any]:
     finally:
         await delete_topics(settings, [settings.topic])
         drop_database(url)
-    steady = (len(batch) - timing.first_batch_records) / (timing.last_batch - timing.first_batch)
     overall = len(batch) / (timing.last_batch - timing.started)
+    steady_span = timing.last_batch - timing.first_batch  # zero when it all fit one batch
+    steady = (len(batch) - timing.first_batch_records) / steady_span if steady_span else overall
     ceiling = len(batch) / copy_seconds
     return {
         "events": len(batch),
