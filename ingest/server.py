@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 REASONS = {200: b"OK", 400: b"Bad Request", 401: b"Unauthorized", 403: b"Forbidden",
            404: b"Not Found", 405: b"Method Not Allowed", 413: b"Content Too Large",
            415: b"Unsupported Media Type", 431: b"Request Header Fields Too Large",
-           503: b"Service Unavailable"}  # fmt: skip
+           500: b"Internal Server Error", 503: b"Service Unavailable"}  # fmt: skip
 MAX_HEADER_BYTES = 64 * 1024
 MAX_QUEUED = 32  # requests parsed but not answered on one connection before reading pauses
 IDLE_TIMEOUT_S = 75.0
@@ -157,7 +157,11 @@ class HttpConnection(asyncio.Protocol):
     async def _answer_queue(self) -> None:
         while self.queue:
             request, keep_alive, started = self.queue.popleft()
-            answer = await self.handle(request)
+            try:
+                answer = await self.handle(request)
+            except Exception:  # a bug, not bad input: answer 500 so WCS sees it and retries
+                logger.exception("ingest.request.failed", extra={"path": request.path[:256]})
+                answer, keep_alive = Answer(500, b"internal error\n", TEXT), False
             if self.transport is None:
                 continue  # the client left; the hook was still handled (WCS will retry)
             self.transport.write(response_bytes(answer, keep_alive, request.method == "HEAD"))

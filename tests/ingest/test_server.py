@@ -7,6 +7,9 @@ import asyncio
 
 import pytest
 
+from ingest.app import listening_socket
+from ingest.receive import TEXT, Answer, Request
+from ingest.server import HttpServer
 from tests.ingest.conftest import ReadTopic, sample
 from wcs_audit.settings import Settings
 
@@ -96,3 +99,28 @@ async def test_oversized_headers_get_431(receiver: str) -> None:
     request = b"POST /apps/wcs/hold HTTP/1.1\r\nX-Pad: " + b"x" * 70_000 + b"\r\n\r\n"
     answer = await exchange(receiver, request, until=b"KiB\n")
     assert answer.startswith(b"HTTP/1.1 431 ")
+
+
+async def test_a_failing_handler_answers_500_and_keeps_serving() -> None:
+    calls = []
+
+    async def handle(request: Request) -> Answer:
+        calls.append(request.path)
+        if request.path.endswith("/boom"):
+            raise RuntimeError("a bug")
+        return Answer(200, b"fine", TEXT)
+
+    server = HttpServer(handle, limit=1024, keep=64, observe=lambda _: None)
+    sock = listening_socket("127.0.0.1", 0)
+    await server.start(sock)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        boom = await exchange(url, post("boom", b"{}"), until=b"error\n")
+        fine = await exchange(url, post("hold", b"{}"), until=b"fine")
+    finally:
+        await server.stop(1)
+        sock.close()
+    assert boom.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert b"connection: close" in boom
+    assert fine.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert calls == ["/apps/wcs/boom", "/apps/wcs/hold"]
