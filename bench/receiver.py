@@ -31,9 +31,9 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer
 
+from projections.rebuild import topic_partitions
 from wcs_audit.settings import Settings
 from wcs_audit.stack import stack_up
 
@@ -198,13 +198,7 @@ def server(argv: list[str], env: dict[str, str], url: str, log: Path) -> Iterato
 
 async def records_in(settings: Settings, topic: str) -> int:
     """How many records ``topic`` holds (sum of its partitions' end offsets)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        [description] = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
+    partitions = await topic_partitions(settings.replace(topic=topic))
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     await consumer.start()
     try:

@@ -141,7 +141,16 @@ class Spool:
             self._sizes[self._cursor.segment] = 0
             self._segment_path(self._cursor.segment).touch()
         self._tail = os.open(self._segment_path(max(self._sizes)), os.O_WRONLY | os.O_APPEND)
-        self._depth = sum(1 for _ in self._scan(self._cursor, limit=None))
+        # counted a segment at a time, so a large spool is never held in memory at once
+        self._depth = sum(
+            len(
+                self._scan_segment(
+                    segment, self._cursor.offset if segment == self._cursor.segment else 0, None
+                )
+            )
+            for segment in sorted(self._sizes)
+            if segment >= self._cursor.segment
+        )
         logger.info("ingest.spool.opened", extra={"records": self._depth, "bytes": self.size})
 
     def _recover_segment(self, segment: int, *, last: bool) -> int:

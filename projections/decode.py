@@ -10,9 +10,11 @@ from uuid import UUID
 
 import orjson
 
+from wcs_audit.settings import DEFAULT_SECRET_FIELDS
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 REDACTED = "[REDACTED]"
-SECRET_FIELDS = frozenset({"sipPassword", "authToken", "token", "password", "secret"})
+SECRET_FIELDS = frozenset(DEFAULT_SECRET_FIELDS)
 
 
 class RecordLike(Protocol):

@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 PREFIX = "WCS_AUDIT_"
+# body fields whose values never leave the receiver: WCS forwards SIP passwords, clients put
+# auth tokens in ``custom``
+DEFAULT_SECRET_FIELDS = ("sipPassword", "authToken", "token", "password", "secret")
 
 
 class SettingsError(ValueError):
@@ -130,9 +133,7 @@ class Settings:
     hmac_key: str | None = _env("HMAC_KEY", _optional, None, repr=False)
     basic_auth: str | None = _env("BASIC_AUTH", _user_password, None, repr=False)
     allow_cidrs: tuple[str, ...] = _env("ALLOW_CIDRS", _cidrs, ())
-    secret_fields: tuple[str, ...] = _env(
-        "SECRET_FIELDS", _csv, ("sipPassword", "authToken", "token", "password", "secret")
-    )
+    secret_fields: tuple[str, ...] = _env("SECRET_FIELDS", _csv, DEFAULT_SECRET_FIELDS)
     spool_dir: Path | None = _env("SPOOL_DIR", _path, None)
     spool_max_bytes: int = _env("SPOOL_MAX_BYTES", _positive_int, 1024 * 1024 * 1024)
     produce_timeout_ms: int = _env("PRODUCE_TIMEOUT_MS", _positive_int, 2000)

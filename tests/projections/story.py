@@ -17,12 +17,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import create_engine, select, text
 
 from ingest.envelope import Envelope
 from projections.app import Projector, create_app
 from projections.consume import Fault
+from projections.rebuild import topic_partitions
 from projections.tables import metadata
 from wcs_audit.settings import Settings
 
@@ -247,16 +248,10 @@ async def produce(settings: Settings, envelopes: Iterable[Envelope]) -> None:
 
 async def end_offsets(settings: Settings) -> dict[int, int]:
     """The end offset of every partition of ``settings.topic``."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
-    await producer.start()
-    try:
-        partitions = await producer.partitions_for(settings.topic)
-    finally:
-        await producer.stop()
+    tps = await topic_partitions(settings)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     await consumer.start()
     try:
-        tps = [TopicPartition(settings.topic, p) for p in partitions]
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
     finally:
