@@ -18,8 +18,9 @@ from faststream.middlewares import AckPolicy
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from projections.consume import Fault, ProjectorConfig, make_batch_handler
+from projections.consume import ProjectorConfig
 from projections.metrics import ProjectorMetrics
+from projections.pipeline import BatchPipeline, Fault
 from projections.positions import SeekToStoredPositions
 from projections.state import ProjectorState
 from wcs_audit.logs import configure_logging
@@ -34,6 +35,7 @@ class Projector:
 
     broker: KafkaBroker
     engine: AsyncEngine
+    pipeline: BatchPipeline
     metrics: ProjectorMetrics
     state: ProjectorState
     running: bool = field(default=False)
@@ -46,6 +48,7 @@ class Projector:
         """Stops consuming (the batch in hand commits first), closes the pool."""
         self.running = False
         await self.broker.stop()
+        await self.pipeline.drain()
         await self.engine.dispose()
 
     @property
@@ -61,6 +64,16 @@ def create_engine(settings: Settings) -> AsyncEngine:
 async def keep_raw(message: Any) -> None:
     """FastStream's decoder, replaced: the handler reads the raw records itself, so
     FastStream must not JSON-decode every body of a batch first (half the CPU otherwise)."""
+
+
+async def parse_first_headers(records: tuple[Any, ...], parse: Any) -> Any:
+    """FastStream's batch parser, narrowed: it decodes every header of every record into
+    dicts nobody here reads (5% of the projector's CPU). Only the first record is parsed, for
+    the message's metadata; ``raw_message`` is the whole batch, which is what the handler
+    reads and what ``nack`` rewinds by."""
+    message = await parse(records[:1])
+    message.raw_message = records
+    return message
 
 
 def create_app(settings: Settings, fault: Fault | None = None) -> Projector:
@@ -80,9 +93,11 @@ def create_app(settings: Settings, fault: Fault | None = None) -> Projector:
         logger=logging.getLogger("projections.broker"),
         log_level=logging.DEBUG,
     )
+    config = ProjectorConfig.from_settings(settings)
+    pipeline = BatchPipeline(engine, config, metrics, state, fault)
     subscribers: list[Any] = []
     listener = SeekToStoredPositions(
-        engine, settings.projector_group, lambda: subscribers[0].consumer, state
+        engine, settings.projector_group, lambda: subscribers[0].consumer, state, pipeline.drain
     )
     subscriber = broker.subscriber(
         settings.topic,
@@ -95,9 +110,8 @@ def create_app(settings: Settings, fault: Fault | None = None) -> Projector:
         listener=listener,
     )
     subscribers.append(subscriber)
-    config = ProjectorConfig.from_settings(settings)
-    subscriber(make_batch_handler(engine, config, metrics, state, fault), decoder=keep_raw)
-    return Projector(broker=broker, engine=engine, metrics=metrics, state=state)
+    subscriber(pipeline.handle, parser=parse_first_headers, decoder=keep_raw)
+    return Projector(broker=broker, engine=engine, pipeline=pipeline, metrics=metrics, state=state)
 
 
 async def serve_http(projector: Projector, host: str, port: int) -> asyncio.Server:

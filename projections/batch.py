@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from projections.decode import SECRET_FIELDS, Event, drop_secrets
-from projections.keepalives import add_keepalive_parts
+from projections.keepalives import keepalive_rows
 from projections.merge import Row
 from projections.rows import (
     call_part,
@@ -20,7 +20,8 @@ from projections.rows import (
 
 @dataclass(slots=True)
 class BatchRows:
-    """Everything one batch writes, before folding."""
+    """Everything one batch writes, before folding (the keep-alive rows are folded already,
+    one per key, and narrow: see ``projections.keepalives``)."""
 
     sessions: list[Row] = field(default_factory=list)
     streams: list[Row] = field(default_factory=list)
@@ -29,6 +30,8 @@ class BatchRows:
     bug_reports: list[Row] = field(default_factory=list)
     client_log_pushes: list[Row] = field(default_factory=list)
     session_debug: list[Row] = field(default_factory=list)
+    keepalive_sessions: list[Row] = field(default_factory=list)
+    keepalive_legs: list[Row] = field(default_factory=list)
     hold_calls: set[str] = field(default_factory=set)
     bug_sessions: set[tuple[str, str]] = field(default_factory=set)
     count_sessions: set[tuple[str, str]] = field(default_factory=set)
@@ -107,5 +110,5 @@ def batch_rows(
         if event.hook in {"submitBugReport", "BugReportStatusEvent"} and session is not None:
             rows.bug_sessions.add((session["node_id"], session["session_id"]))
         diagnostic_parts(event, secret_fields, rows)
-    add_keepalive_parts(keepalives, rows)
+    rows.keepalive_sessions, rows.keepalive_legs = keepalive_rows(keepalives)
     return rows

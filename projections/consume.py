@@ -10,19 +10,17 @@ committed offsets are informational only.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from faststream.kafka.annotations import KafkaMessage
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from projections.batch import BatchRows, batch_rows
 from projections.decode import Event, RecordLike, Rejected, Secrets, decode_record
+from projections.keepalives import project_keepalives
 from projections.merge import fold
-from projections.metrics import ProjectorMetrics
 from projections.positions import TopicPartitionKey, positions_of, save_positions
 from projections.recompute import (
     close_silent,
@@ -37,7 +35,6 @@ from projections.rows import (
     STREAMS,
     suspected_retries,
 )
-from projections.state import ProjectorState, ProjectorStoppedError
 from projections.tables import (
     bug_reports,
     calls,
@@ -54,7 +51,6 @@ from projections.upsert import (
     stored_copies,
     upsert_model,
     watermark,
-    window_bounds,
 )
 from wcs_audit.settings import Settings
 
@@ -115,8 +111,7 @@ async def store_events(
     """Stores ``events`` in ``hook_events``; returns the new ones that are not retries."""
     if not events:
         return []
-    low, high = window_bounds([e.received_at for e in events], window)
-    copies = await stored_copies(conn, {e.body_hash for e in events}, low, high)
+    copies = await stored_copies(conn, events, window)
     stored_ids = {event_id for found in copies.values() for event_id, _ in found}
     new = [e for e in first_of_each_id(events) if e.event_id not in stored_ids]
     prior = {h: [t for _, t in found] for h, found in copies.items()}
@@ -131,12 +126,13 @@ async def project_rows(conn: AsyncConnection, rows: BatchRows) -> None:
     """Writes the domain rows of one batch (already free of duplicates and retries)."""
     await upsert_model(conn, sessions, SESSIONS, fold(SESSIONS, rows.sessions))
     await upsert_model(conn, streams, STREAMS, fold(STREAMS, rows.streams))
+    new_leg_sessions = await project_keepalives(conn, rows.keepalive_sessions, rows.keepalive_legs)
     await upsert_model(conn, calls, CALLS, fold(CALLS, rows.calls))
     await upsert_model(conn, data_messages, DATA_MESSAGES, fold(DATA_MESSAGES, rows.data_messages))
     await insert_new(conn, bug_reports, rows.bug_reports)
     await insert_new(conn, client_log_pushes, rows.client_log_pushes)
     await insert_new(conn, session_debug, rows.session_debug)
-    await recount_sessions(conn, rows.count_sessions)
+    await recount_sessions(conn, rows.count_sessions | new_leg_sessions)
     await recompute_call_history(conn, rows.hold_calls)
     await pair_bug_reports(conn, rows.bug_sessions)
 
@@ -172,7 +168,13 @@ class PreparedBatch:
 
 def prepare_batch(records: Sequence[RecordLike], config: ProjectorConfig) -> PreparedBatch:
     """Decodes ``records`` and derives their rows (pure: no I/O, no clock)."""
-    decoded = [decode_record(record, config.secrets) for record in records]
+    return assemble_batch(records, [decode_record(r, config.secrets) for r in records], config)
+
+
+def assemble_batch(
+    records: Sequence[RecordLike], decoded: Sequence[Event | Rejected], config: ProjectorConfig
+) -> PreparedBatch:
+    """The prepared batch of ``records``, given each one's :func:`decode_record` result."""
     events = [d for d in decoded if isinstance(d, Event)]
     unique = first_of_each_id(events)
     return PreparedBatch(
@@ -213,55 +215,3 @@ async def apply_batch(
 ) -> BatchResult:
     """:func:`prepare_batch` then :func:`apply_prepared` (rebuild and tests use this)."""
     return await apply_prepared(conn, prepare_batch(records, config), config)
-
-
-Handler = Callable[[KafkaMessage], Awaitable[None]]
-Fault = Callable[[str, BatchResult], Awaitable[None]]
-
-
-def make_batch_handler(
-    engine: AsyncEngine,
-    config: ProjectorConfig,
-    metrics: ProjectorMetrics,
-    state: ProjectorState,
-    fault: Fault | None = None,
-) -> Handler:
-    """The FastStream batch handler: one transaction per batch; FastStream acks after it.
-
-    After a failure it refuses every later batch (``ProjectorStoppedError``, so nothing is
-    applied out of order) and sets ``state.stopped`` so the process exits; on restart,
-    consumption resumes from the positions in PostgreSQL. ``fault`` is awaited at
-    ``"written"`` (rows written, transaction open) and ``"committed"`` (PostgreSQL committed,
-    Kafka not yet): tests crash the projector there.
-    """
-
-    async def on_batch(message: KafkaMessage) -> None:
-        if state.error is not None:
-            raise ProjectorStoppedError("projector stopped after a failed batch")
-        records: Sequence[RecordLike] = message.raw_message
-        started = time.perf_counter()
-        try:
-            batch = prepare_batch(records, config)
-            async with engine.begin() as conn:
-                result = await apply_prepared(conn, batch, config)
-                if fault is not None:
-                    await fault("written", result)
-            if fault is not None:
-                await fault("committed", result)
-        except BaseException as error:
-            state.fail(error)
-            logger.exception("projections.batch.failed", extra={"records": len(records)})
-            raise
-        metrics.observe_batch(result, time.perf_counter() - started)
-        logger.info(
-            "projections.batch.applied",
-            extra={
-                "records": result.records,
-                "applied": result.applied,
-                "retries": result.retries,
-                "duplicates": result.duplicates,
-                "rejected": result.rejected,
-            },
-        )
-
-    return on_batch

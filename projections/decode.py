@@ -124,27 +124,38 @@ def drop_secrets(value: Any, fields: Collection[str] = SECRET_FIELDS) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Secrets:
-    """The secret field names, and the byte strings that find them in a JSON text."""
+    """The names of the fields whose values are secret."""
 
     fields: frozenset[str]
-    needles: tuple[bytes, ...]
 
     @classmethod
     def of(cls, fields: Collection[str]) -> Secrets:
-        return cls(frozenset(fields), (b"\\u", *(f'"{name}"'.encode() for name in fields)))
+        return cls(frozenset(fields))
 
-    def may_occur_in(self, value: bytes) -> bool:
-        """False only if no secret field can be a key in the JSON text ``value``.
+    def occur_in(self, value: Any) -> bool:
+        """True if a key named in ``fields`` occurs in the parsed JSON ``value``, at any depth.
 
-        A byte search is far cheaper than walking every body; a ``\\u`` escape could spell a
-        key in disguise, so its presence means "maybe".
+        Keys written with ``\\u`` escapes are found too, since they are compared parsed.
         """
-        for needle in self.needles:  # noqa: SIM110  # a loop: any(<genexpr>) costs more
-            if needle in value:
+        if isinstance(value, dict):
+            if not self.fields.isdisjoint(value):
                 return True
+            return any(self.occur_in(v) for v in value.values() if isinstance(v, CONTAINERS))
+        if isinstance(value, list):
+            return any(self.occur_in(v) for v in value if isinstance(v, CONTAINERS))
         return False
 
+    def occur_in_body(self, body: dict[str, Any], text: bytes) -> bool:
+        """:meth:`occur_in` of ``body``, parsed from ``text``; most bodies are flat, and a
+        text with one ``{`` and no ``[`` holds no nested container, so one set test does."""
+        if not self.fields.isdisjoint(body):
+            return True
+        if text.count(b"{") == 1 and b"[" not in text:
+            return False
+        return self.occur_in(body)
 
+
+CONTAINERS = (dict, list)  # a tuple: isinstance() with it is faster than with dict | list
 DEFAULT_SECRETS = Secrets.of(SECRET_FIELDS)
 
 
@@ -153,8 +164,13 @@ def text_headers(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
     return {name: value.decode("utf-8", "replace") for name, value in headers}
 
 
-def _required(headers: dict[str, str], name: str) -> str:
+def _header(headers: dict[str, bytes], name: str) -> str | None:
     value = headers.get(name)
+    return None if value is None else value.decode("utf-8", "replace")
+
+
+def _required(headers: dict[str, bytes], name: str) -> str:
+    value = _header(headers, name)
     if not value:
         raise DecodeError(f"missing header {name!r}")
     return value
@@ -179,9 +195,9 @@ def _text(value: Any) -> str | None:
 
 def to_event(record: RecordLike, secrets: Secrets = DEFAULT_SECRETS) -> Event:
     """Decodes one record; raises :class:`DecodeError` if it breaks the record format."""
-    headers = text_headers(record.headers)
-    if headers.get("schema") != "1":
-        raise DecodeError(f"unsupported schema {headers.get('schema')!r}")
+    headers = dict(record.headers)  # only the headers read below are decoded
+    if headers.get("schema") != b"1":
+        raise DecodeError(f"unsupported schema {_header(headers, 'schema')!r}")
     event_id_text = _required(headers, "event-id")
     received_text = _required(headers, "received-at")
     try:
@@ -195,16 +211,16 @@ def to_event(record: RecordLike, secrets: Secrets = DEFAULT_SECRETS) -> Event:
     if b"\\u0000" in value:
         body = without_nul(body)
         payload = JsonText(orjson.dumps(body).decode())
-    if secrets.may_occur_in(value):
+    if secrets.occur_in_body(body, value):
         body = redact_secrets(body, secrets.fields)
         payload = JsonText(orjson.dumps(body).decode())
     return Event(
         event_id=event_id,
         hook=_required(headers, "hook"),
-        known=headers.get("hook-known") == "1",
+        known=headers.get("hook-known") == b"1",
         received_at=received_at,
-        remote_addr=headers.get("remote-addr"),
-        node_id=headers.get("node-id") or _text(body.get("nodeId")),
+        remote_addr=_header(headers, "remote-addr"),
+        node_id=_header(headers, "node-id") or _text(body.get("nodeId")),
         session_id=_text(body.get("sessionId")),
         body=body,
         body_hash=_required(headers, "body-hash"),

@@ -1,87 +1,139 @@
 """The fast path for ``StreamKeepAliveEvent``: most of the traffic, a fraction of the work.
 
-A batch holds many keep-alives of the same legs. Instead of one partial row per event and a
-fold, each leg and each session gets one partial row built from its group of keep-alives. The
-result equals folding ``session_part``/``stream_part`` of every event (a test checks): counts
-add up, first and last times are the extremes, the latest event sets status and attributes.
+Each leg and each session of a batch's keep-alives gets one *narrow* partial row: only the
+columns a keep-alive can set (:data:`LEG_COLUMNS`, :data:`SESSION_COLUMNS`). They merge by
+the rules of ``projections.merge`` and only those columns are written: the others stay as
+they are, which is what merging a partial row whose other columns are empty does. Widening a
+narrow row with ``Model.empty`` gives exactly the fold of ``session_part``/``stream_part`` of
+every keep-alive (a test checks): counts add up, first and last times are the extremes, the
+newest status and the newest value of each attribute win.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from projections.decode import Event, from_millis
 from projections.merge import Row
-from projections.rows import SESSIONS, STREAMS, stream_attrs, stream_part
+from projections.rows import SESSIONS, STREAMS, stream_attrs, text_of
+from projections.tables import sessions, streams
+from projections.upsert import upsert_model
 
-if TYPE_CHECKING:
-    from projections.batch import BatchRows
+LEG_COLUMNS = (
+    "media_session_id", "node_id", "session_id", "app",
+    "first_seen_at", "last_seen_at", "started_at", "created_at",
+    "last_keepalive_at", "keepalive_count",
+    "status", "status_rank", "status_at", "status_event",
+    *STREAMS.attrs, STREAMS.attrs_at,
+)  # fmt: skip
+SESSION_COLUMNS = ("node_id", "session_id", "app", "first_seen_at", "last_seen_at")
 
 
-def group_by_leg(events: Sequence[Event]) -> dict[str | None, list[Event]]:
-    """Keep-alives by ``mediaSessionId`` (None for the ones without)."""
-    legs: dict[str | None, list[Event]] = {}
+def _newest_first(event: Event) -> tuple[Any, ...]:
+    return (event.received_at, event.event_id)
+
+
+def group_by_leg(events: Sequence[Event]) -> dict[str, list[Event]]:
+    """Keep-alives by ``mediaSessionId`` (the ones without one name no leg)."""
+    legs: dict[str, list[Event]] = {}
     for event in events:
         leg = event.body.get("mediaSessionId")
-        legs.setdefault(leg if isinstance(leg, str) and leg else None, []).append(event)
+        if isinstance(leg, str) and leg:
+            legs.setdefault(leg, []).append(event)
     return legs
 
 
-def leg_row(events: Sequence[Event]) -> Row:
-    """One partial ``streams`` row for all keep-alives of one leg."""
-    ordered = sorted(events, key=lambda e: (e.received_at, e.event_id), reverse=True)
-    row = stream_part(ordered[0])
-    assert row is not None, "a keep-alive with a mediaSessionId has a stream row"
-    first = ordered[-1].received_at
+def leg_row(leg: str, events: Sequence[Event]) -> Row:
+    """One narrow ``streams`` row (:data:`LEG_COLUMNS`) for all keep-alives of one leg."""
+    ordered = sorted(events, key=_newest_first, reverse=True) if len(events) > 1 else events
+    latest, first = ordered[0], ordered[-1].received_at
     created = [t for e in events if (t := from_millis(e.body.get("createDate"))) is not None]
-    row.update(
-        first_seen_at=first,
-        started_at=first,
-        created_at=min(created, default=None),
-        keepalive_count=len(events),
-    )
-    missing = [name for name in STREAMS.attrs if row[name] is None]
-    for event in ordered[1:]:
-        if not missing:
-            break
-        attrs = stream_attrs(event.body)
-        for name in [n for n in missing if attrs[n] is not None]:
-            row[name] = attrs[name]
-            missing.remove(name)
+    row: Row = {
+        "media_session_id": leg,
+        "node_id": latest.node_id,
+        "session_id": latest.session_id,
+        "app": text_of(latest.body, "appKey"),
+        "first_seen_at": first,
+        "last_seen_at": latest.received_at,
+        "started_at": first,
+        "created_at": min(created, default=None),
+        "last_keepalive_at": latest.received_at,
+        "keepalive_count": len(events),
+    }
+    row.update(_leg_status(ordered))
+    row.update(_leg_attrs(ordered))
+    row[STREAMS.attrs_at] = latest.received_at
     return row
 
 
+def _leg_status(ordered: Sequence[Event]) -> Row:
+    """The status of the newest keep-alive that carries one (all are rank 1)."""
+    for event in ordered:
+        status = text_of(event.body, "status")
+        if status is not None:
+            return {
+                "status": status,
+                "status_rank": 1,
+                "status_at": event.received_at,
+                "status_event": event.event_id,
+            }
+    return {"status": None, "status_rank": None, "status_at": None, "status_event": None}
+
+
+def _leg_attrs(ordered: Sequence[Event]) -> Row:
+    """Each attribute from the newest keep-alive that carries a value for it."""
+    attrs = stream_attrs(ordered[0].body)
+    missing = [name for name, value in attrs.items() if value is None]
+    for event in ordered[1:]:
+        if not missing:
+            break
+        older = stream_attrs(event.body)
+        for name in [n for n in missing if older[n] is not None]:
+            attrs[name] = older[name]
+            missing.remove(name)
+    return attrs
+
+
 def session_rows(events: Sequence[Event]) -> list[Row]:
-    """One partial ``sessions`` row per session: first and last seen, the app."""
+    """One narrow ``sessions`` row (:data:`SESSION_COLUMNS`) per session."""
     rows: dict[tuple[str, str], Row] = {}
     for event in events:
         if event.session_id is None:
             continue
         key = (event.node_id or "", event.session_id)
+        at, app = event.received_at, text_of(event.body, "appKey")
         row = rows.get(key)
-        at, app = event.received_at, event.body.get("appKey")
         if row is None:
-            row = rows[key] = SESSIONS.empty({"node_id": key[0], "session_id": key[1]})
-            row.update(first_seen_at=at, last_seen_at=at)
+            rows[key] = {
+                "node_id": key[0],
+                "session_id": key[1],
+                "app": app,
+                "first_seen_at": at,
+                "last_seen_at": at,
+            }
+            continue
         row["first_seen_at"] = min(row["first_seen_at"], at)
         row["last_seen_at"] = max(row["last_seen_at"], at)
-        if row["app"] is None and isinstance(app, str) and app:
+        if row["app"] is None:
             row["app"] = app
     return list(rows.values())
 
 
-def add_keepalive_parts(events: Sequence[Event], into: BatchRows) -> None:
-    """Appends the pre-folded session and stream rows of ``events`` to ``into``."""
-    if not events:
-        return
-    sessions = session_rows(events)
-    into.sessions.extend(sessions)
-    for leg, group in group_by_leg(events).items():
-        if leg is not None:
-            into.streams.append(leg_row(group))
-    into.count_sessions.update(_keys(sessions))
+def keepalive_rows(events: Sequence[Event]) -> tuple[list[Row], list[Row]]:
+    """The narrow session rows and leg rows of a batch's keep-alives."""
+    legs = [leg_row(leg, group) for leg, group in group_by_leg(events).items()]
+    return session_rows(events), legs
 
 
-def _keys(rows: Collection[dict[str, Any]]) -> set[tuple[str, str]]:
-    return {(row["node_id"], row["session_id"]) for row in rows}
+async def project_keepalives(
+    conn: AsyncConnection, session_rows: Sequence[Row], leg_rows: Sequence[Row]
+) -> set[tuple[str, str]]:
+    """Merges the keep-alives' narrow rows into ``sessions`` and ``streams``; returns the
+    sessions of legs this created, whose stream counts change (a keep-alive of a known leg
+    changes no count)."""
+    await upsert_model(conn, sessions, SESSIONS, session_rows)
+    created = await upsert_model(conn, streams, STREAMS, leg_rows, report=("node_id", "session_id"))
+    return {(node or "", session) for node, session in created if session}

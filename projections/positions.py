@@ -7,7 +7,7 @@ resumes; Kafka's committed offsets are informational only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -82,14 +82,18 @@ class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
         projection: str,
         consumer: Callable[[], Any],
         state: ProjectorState,
+        drain: Callable[[], Awaitable[None]],
     ) -> None:
         self._engine = engine
         self._projection = projection
         self._consumer = consumer
         self._state = state
+        self._drain = drain
 
     async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
-        """Nothing to do: positions are saved with every batch."""
+        """Lets the batch in flight commit: its positions are saved with it, and the next
+        owner of these partitions reads them."""
+        await self._drain()
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         consumer = self._consumer()

@@ -53,8 +53,13 @@ async def create_fresh_tables(conn: AsyncConnection) -> None:
     await conn.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
     await conn.execute(text(f"CREATE SCHEMA {SCHEMA}"))
     for table in PROJECTION_TABLES:
+        storage = table.dialect_options["postgresql"]["with"] or {}
+        options = ", ".join(f"{name} = {value}" for name, value in storage.items())
         await conn.execute(
-            text(f"CREATE TABLE {SCHEMA}.{table.name} (LIKE public.{table.name} INCLUDING ALL)")
+            text(
+                f"CREATE TABLE {SCHEMA}.{table.name} (LIKE public.{table.name} INCLUDING ALL)"
+                + (f" WITH ({options})" if options else "")
+            )
         )
 
 

@@ -1,124 +1,72 @@
-"""COPY rows into temporary twins of the projection tables (the fast path for big batches).
+"""Rows into PostgreSQL by binary ``COPY``: the projector's one way of writing many rows.
 
-A multi-row ``INSERT`` of thousands of rows spends most of its time building and parsing the
-statement; ``COPY`` of preformatted text lines does not. Each stage table is created once per
-connection, holds one batch and is emptied at commit (``ON COMMIT DELETE ROWS``).
+psycopg encodes a row for binary ``COPY`` in C (about 2 µs for 20 columns, measured here),
+where formatting COPY text in Python cost 15 to 20 times more, and PostgreSQL parses binary
+values faster than text. The column types come from the table definitions. A batch's domain
+rows go through temporary twins of the projection tables (created once per connection,
+emptied at commit: ``ON COMMIT DELETE ROWS``) and are merged from there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
-from datetime import datetime
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
 import orjson
-from sqlalchemy import ARRAY, Boolean, DateTime, Table, TableClause
+from psycopg.types.json import JsonbBinaryDumper
+from sqlalchemy import Column, Table, TableClause
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from projections.decode import Event, JsonText
 from projections.merge import Row
 from projections.rows import status_of, text_of
+from projections.tables import hook_events
 
-Formatter = Callable[[Any], str]
-NULL = "\\N"
-
-
-def escape(text: str) -> str:
-    """``text`` in COPY text format: backslash, newline, CR and tab escaped.
-
-    Membership tests and ``replace`` run in C; ``str.translate`` with a table is far slower.
-    """
-    if "\\" in text:
-        text = text.replace("\\", "\\\\")
-    if "\n" in text:
-        text = text.replace("\n", "\\n")
-    if "\r" in text:
-        text = text.replace("\r", "\\r")
-    if "\t" in text:
-        text = text.replace("\t", "\\t")
-    return text
+DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
-def text_field(value: Any) -> str:
-    return NULL if value is None else escape(str(value))
+def json_bytes(value: Any) -> str | bytes:
+    """JSON of ``value``: a :class:`JsonText` is used as it is, anything else is serialised."""
+    return value if isinstance(value, JsonText) else orjson.dumps(value)
 
 
-def json_field(value: Any) -> str:
-    """JSON text: a :class:`JsonText` is used as it is, anything else is serialised."""
-    if value is None:
-        return NULL
-    return escape(value if isinstance(value, JsonText) else orjson.dumps(value).decode())
+class JsonbDumper(JsonbBinaryDumper):
+    """``jsonb`` in binary COPY from a JSON text already at hand, or any JSON value."""
+
+    _dumps = staticmethod(json_bytes)
 
 
-def bool_field(value: Any) -> str:
-    return NULL if value is None else ("t" if value else "f")
+def copy_type(column: Column[Any]) -> str:
+    """The PostgreSQL type name psycopg encodes ``column``'s values as."""
+    return str(column.type.compile(dialect=DIALECT)).lower()
 
 
-def time_field(value: datetime | None) -> str:
-    return NULL if value is None else value.isoformat()
-
-
-def array_field(value: Sequence[str] | None) -> str:
-    """A ``text[]`` literal: every element quoted, quotes and backslashes escaped."""
-    if value is None:
-        return NULL
-    items = ('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"' for item in map(str, value))
-    return escape("{" + ",".join(items) + "}")
-
-
-def formatter_of(column: Any) -> Formatter:
-    """The COPY formatter for a column's type (plain ``str()`` suits numbers, UUIDs, text)."""
-    kind = column.type
-    if isinstance(kind, JSONB):
-        return json_field
-    if isinstance(kind, ARRAY):
-        return array_field
-    if isinstance(kind, Boolean):
-        return bool_field
-    if isinstance(kind, DateTime):
-        return time_field
-    return text_field
-
-
-def copy_text(formatters: Sequence[tuple[str, Formatter]], rows: Sequence[Row]) -> bytes:
-    """The COPY text of ``rows`` for the named columns."""
-    lines = ["\t".join([fmt(row[name]) for name, fmt in formatters]) for row in rows]
-    lines.append("")
-    return "\n".join(lines).encode()
-
-
-def _optional(value: str | None) -> str:
-    return NULL if value is None else escape(value)
-
-
-def event_line(event: Event, suspected_retry: bool) -> str:
-    """The COPY line of ``event``'s ``hook_events`` row, columns in :data:`EVENT_COLUMNS`
-    order: the same row as ``rows.event_row`` (a test checks), without building a dict."""
+def event_values(event: Event, suspected_retry: bool) -> tuple[Any, ...]:
+    """``event``'s ``hook_events`` row, in :data:`EVENT_COLUMNS` order: the same row as
+    ``rows.event_row`` (a test checks), without building a dict."""
     body = event.body
-    return "\t".join(
-        (
-            str(event.event_id),
-            escape(event.hook),
-            "t" if event.known else "f",
-            event.received_at.isoformat(),
-            _optional(event.node_id),
-            _optional(text_of(body, "appKey")),
-            _optional(event.session_id),
-            _optional(text_of(body, "mediaSessionId")),
-            _optional(text_of(body, "callId")),
-            _optional(text_of(body, "operationId")),
-            _optional(status_of(event)),
-            _optional(event.remote_addr),
-            escape(event.payload),
-            escape(event.body_hash),
-            "t" if suspected_retry else "f",
-            str(event.partition),
-            str(event.offset),
-        )
+    return (
+        event.event_id,
+        event.hook,
+        event.known,
+        event.received_at,
+        event.node_id,
+        text_of(body, "appKey"),
+        event.session_id,
+        text_of(body, "mediaSessionId"),
+        text_of(body, "callId"),
+        text_of(body, "operationId"),
+        status_of(event),
+        event.remote_addr,
+        event.payload,
+        event.body_hash,
+        suspected_retry,
+        event.partition,
+        event.offset,
     )
 
 
@@ -129,23 +77,37 @@ EVENT_COLUMNS = (
 )  # fmt: skip
 
 
-def events_copy_text(events: Sequence[Event], retries: Collection[UUID]) -> bytes:
-    """The COPY text of the ``hook_events`` rows of ``events``."""
-    lines = [event_line(event, event.event_id in retries) for event in events]
-    lines.append("")
-    return "\n".join(lines).encode()
+def event_rows(events: Sequence[Event], retries: Collection[UUID]) -> list[tuple[Any, ...]]:
+    """The ``hook_events`` rows of ``events``."""
+    return [event_values(event, event.event_id in retries) for event in events]
 
 
-async def copy_into(conn: AsyncConnection, target: str, names: Sequence[str], text: bytes) -> None:
-    """COPYs COPY-format ``text`` into ``target`` in the caller's transaction.
-
-    Raises what psycopg raises (e.g. ``UniqueViolation``).
-    """
+async def copy_rows(
+    conn: AsyncConnection,
+    target: str,
+    columns: Sequence[Column[Any]],
+    rows: Iterable[Sequence[Any]],
+) -> None:
+    """COPYs ``rows`` (values in ``columns`` order, typed as those columns) into ``target``
+    in the caller's transaction. Raises what psycopg raises (e.g. ``UniqueViolation``)."""
     raw = (await conn.get_raw_connection()).driver_connection
     assert raw is not None, "the connection must be open"
-    statement = f"COPY {target} ({', '.join(names)}) FROM STDIN"
-    async with raw.cursor() as cursor, cursor.copy(statement) as copy:
-        await copy.write(text)
+    names = ", ".join(c.name for c in columns)
+    async with raw.cursor() as cursor:
+        cursor.adapters.register_dumper(None, JsonbDumper)  # by type only, for this cursor
+        statement = f"COPY {target} ({names}) FROM STDIN (FORMAT BINARY)"
+        async with cursor.copy(statement) as copy:
+            copy.set_types([copy_type(c) for c in columns])
+            for row in rows:
+                await copy.write_row(row)
+
+
+async def copy_events(
+    conn: AsyncConnection, target: str, events: Sequence[Event], retries: Collection[UUID]
+) -> None:
+    """COPYs the ``hook_events`` rows of ``events`` into ``target`` (that table or its twin)."""
+    columns = [hook_events.c[name] for name in EVENT_COLUMNS]
+    await copy_rows(conn, target, columns, event_rows(events, retries))
 
 
 async def create_stage(conn: AsyncConnection, table: Table) -> str:
@@ -159,10 +121,11 @@ async def create_stage(conn: AsyncConnection, table: Table) -> str:
 
 
 async def stage_rows(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -> TableClause:
-    """COPYs ``rows`` (all with the same keys) into ``stage_<table>``; returns that table."""
+    """COPYs ``rows`` (all with the same keys) into ``stage_<table>``, emptied first (a batch
+    may stage one table twice); returns that table."""
     name = await create_stage(conn, table)
+    await conn.exec_driver_sql(f"DELETE FROM {name}")  # noqa: S608  # our own table name
     columns = [c for c in table.columns if c.computed is None and c.name in rows[0]]
-    formatters = [(c.name, formatter_of(c)) for c in columns]
     names = [c.name for c in columns]
-    await copy_into(conn, name, names, copy_text(formatters, rows))
+    await copy_rows(conn, name, columns, ([row[n] for n in names] for row in rows))
     return sql_table(name, *[sql_column(n) for n in names])

@@ -37,6 +37,9 @@ metadata = MetaData(
     }
 )
 
+OPEN = "status_rank IS DISTINCT FROM 2 AND inferred_end_at IS NULL"
+"""Rows of ``sessions`` and ``streams`` that have not ended, really or by inference."""
+
 projection_positions = Table(
     "projection_positions",
     metadata,
@@ -168,12 +171,11 @@ sessions = Table(
     Column("calls_count", Integer, nullable=False, server_default="0"),
     _ts("first_seen_at"),
     _ts("last_seen_at"),
-    Index(
-        None,
-        "last_seen_at",
-        postgresql_where=text("status_rank IS DISTINCT FROM 2 AND inferred_end_at IS NULL"),
-    ),
+    # the open rows, for the silence sweep; not last_seen_at, so keep-alives update in
+    # place (HOT, migration 0004)
+    Index(None, "status_rank", postgresql_where=text(OPEN)),
     comment="One row per WCS session (node, sessionId)",
+    postgresql_with={"fillfactor": 70},  # room for in-place keep-alive updates
 )
 
 streams = Table(
@@ -206,12 +208,11 @@ streams = Table(
     _ts("last_seen_at"),
     Index(None, "session_id"),
     Index(None, "name"),
-    Index(
-        None,
-        "last_seen_at",
-        postgresql_where=text("status_rank IS DISTINCT FROM 2 AND inferred_end_at IS NULL"),
-    ),
+    # the open rows, for the silence sweep; not last_seen_at, so keep-alives update in
+    # place (HOT, migration 0004)
+    Index(None, "status_rank", postgresql_where=text(OPEN)),
     comment="One row per publish or play leg (mediaSessionId)",
+    postgresql_with={"fillfactor": 70},  # room for in-place keep-alive updates
 )
 
 calls = Table(

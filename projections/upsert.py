@@ -6,6 +6,7 @@ repeated status changes nothing and arrival order does not matter.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from sqlalchemy import (
     and_,
     case,
     func,
+    literal_column,
     or_,
     select,
     text,
@@ -31,31 +33,35 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from projections.decode import Event
 from projections.merge import Model, Row
-from projections.stage import (
-    EVENT_COLUMNS,
-    copy_into,
-    create_stage,
-    events_copy_text,
-    stage_rows,
-)
+from projections.stage import DIALECT, EVENT_COLUMNS, copy_events, create_stage, stage_rows
 from projections.tables import hook_events
 
 logger = logging.getLogger(__name__)
 
 
 STORED_COPIES = text("""
-SELECT body_hash, event_id, received_at FROM hook_events
-WHERE body_hash = ANY(CAST(:hashes AS text[])) AND received_at BETWEEN :low AND :high
+SELECT DISTINCT h.body_hash, h.event_id, h.received_at
+FROM unnest(string_to_array(:hashes, ','),
+            CAST(string_to_array(:times, ',') AS timestamptz[])) AS k(body_hash, received_at)
+JOIN hook_events h ON h.body_hash = k.body_hash
+ AND h.received_at BETWEEN k.received_at - CAST(:window AS interval)
+                       AND k.received_at + CAST(:window AS interval)
 """)
 
 
 async def stored_copies(
-    conn: AsyncConnection, hashes: Collection[str], low: datetime, high: datetime
+    conn: AsyncConnection, events: Sequence[Event], window: timedelta
 ) -> dict[str, list[tuple[UUID, datetime]]]:
-    """Stored events with one of ``hashes`` received in ``[low, high]``: hash -> (id, time)."""
-    if not hashes:
+    """Stored events with the hook and body hash of one of ``events`` received within
+    ``window`` of it (the event itself, if it is stored already): hash -> (id, time)."""
+    if not events:
         return {}
-    params = {"hashes": list(hashes), "low": low, "high": high}
+    # comma-joined texts (hashes are hex): psycopg would format a list element by element
+    params = {
+        "hashes": ",".join(e.body_hash for e in events),
+        "times": ",".join(e.received_at.isoformat() for e in events),
+        "window": window,
+    }
     copies: dict[str, list[tuple[UUID, datetime]]] = {}
     for body_hash, event_id, received_at in await conn.execute(STORED_COPIES, params):
         copies.setdefault(body_hash, []).append((event_id, received_at))
@@ -73,15 +79,14 @@ async def insert_events(
     """
     if not events:
         return set()
-    text = events_copy_text(events, retries)
     try:
         async with conn.begin_nested():
-            await copy_into(conn, "hook_events", EVENT_COLUMNS, text)
+            await copy_events(conn, "hook_events", events, retries)
         return {event.event_id for event in events}
     except UniqueViolation:
         logger.info("projections.events.conflict", extra={"events": len(events)})
     stage = await create_stage(conn, hook_events)
-    await copy_into(conn, stage, EVENT_COLUMNS, text)
+    await copy_events(conn, stage, events, retries)
     staged = sql_table(stage, *[sql_column(n) for n in EVENT_COLUMNS])
     stmt = insert(hook_events).from_select(EVENT_COLUMNS, select(*staged.c))
     returning = stmt.on_conflict_do_nothing().returning(hook_events.c.event_id)
@@ -94,24 +99,31 @@ async def insert_new(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -
         await conn.execute(insert(table).on_conflict_do_nothing(), list(rows))
 
 
-def merge_set(table: Table, model: Model, ex: Any) -> dict[str, ColumnElement[Any]]:
-    """The ``ON CONFLICT DO UPDATE SET`` of ``model``'s rules (``ex`` = ``excluded``)."""
+def merge_set(
+    table: Table, model: Model, ex: Any, present: Collection[str]
+) -> dict[str, ColumnElement[Any]]:
+    """The ``ON CONFLICT DO UPDATE SET`` of ``model``'s rules (``ex`` = ``excluded``).
+
+    Only the ``present`` columns (the ones the partial rows carry) are merged: a column a row
+    leaves empty would merge to the stored value anyway, so leaving it out of the ``SET``
+    changes nothing and saves PostgreSQL the work.
+    """
     t = table.c
     values: dict[str, ColumnElement[Any]] = {}
-    for name in model.keep:
+    for name in [n for n in model.keep if n in present]:
         values[name] = func.coalesce(t[name], ex[name])
-    for name in model.first:
+    for name in [n for n in model.first if n in present]:
         values[name] = func.least(t[name], ex[name])
-    for name in model.last:
+    for name in [n for n in model.last if n in present]:
         values[name] = func.greatest(t[name], ex[name])
-    for name in model.sums:
+    for name in [n for n in model.sums if n in present]:
         values[name] = t[name] + ex[name]
-    for group in model.statuses:
+    for group in [g for g in model.statuses if g.at in present]:
         new_key = tuple_(ex[group.rank], ex[group.at], ex[group.event])
         old_key = tuple_(t[group.rank], t[group.at], t[group.event])
         wins = and_(ex[group.at].is_not(None), or_(t[group.at].is_(None), new_key > old_key))
         values.update({name: case((wins, ex[name]), else_=t[name]) for name in group.columns})
-    if model.attrs:
+    if model.attrs and model.attrs_at in present:
         at = model.attrs_at
         newer = and_(ex[at].is_not(None), or_(t[at].is_(None), ex[at] > t[at]))
         for name in model.attrs:
@@ -119,7 +131,7 @@ def merge_set(table: Table, model: Model, ex: Any) -> dict[str, ColumnElement[An
                 (newer, func.coalesce(ex[name], t[name])), else_=func.coalesce(t[name], ex[name])
             )
         values[at] = func.greatest(t[at], ex[at])
-    if "inferred_end_at" in t:
+    if "inferred_end_at" in t and "last_seen_at" in present:
         # a later event proves the row alive, or a real end arrived: drop the inferred end
         reopened = or_(ex["last_seen_at"] > t["inferred_end_at"], ex["status_rank"] == 2)
         for name in ("inferred_end_at", "inferred_reason"):
@@ -128,18 +140,40 @@ def merge_set(table: Table, model: Model, ex: Any) -> dict[str, ColumnElement[An
 
 
 async def upsert_model(
-    conn: AsyncConnection, table: Table, model: Model, rows: Sequence[Row]
-) -> None:
-    """Merges folded partial rows (one per key) into ``table`` by ``model``'s rules."""
+    conn: AsyncConnection,
+    table: Table,
+    model: Model,
+    rows: Sequence[Row],
+    report: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
+    """Merges folded partial rows (one per key, all with the same columns) into ``table`` by
+    ``model``'s rules; returns the ``report`` columns of the rows it created."""
     if not rows:
-        return
-    stage = await stage_rows(conn, table, rows)
-    names = list(rows[0])
-    stmt = insert(table).from_select(names, select(*[stage.c[n] for n in names]))
+        return []
+    await stage_rows(conn, table, rows)
+    statement = merge_statement(table, model, tuple(rows[0]), tuple(report))
+    result = await conn.exec_driver_sql(statement)
+    return [tuple(row) for row in result] if report else []
+
+
+@functools.lru_cache(maxsize=64)
+def merge_statement(
+    table: Table, model: Model, names: tuple[str, ...], report: tuple[str, ...]
+) -> str:
+    """The SQL that merges ``stage_<table>`` (columns ``names``) into ``table``, returning the
+    ``report`` columns of the rows it created. Built and compiled once per shape: SQLAlchemy
+    spent more time on these large statements than PostgreSQL did."""
+    stage = sql_table(f"stage_{table.name}", *[sql_column(n) for n in names])
+    stmt = insert(table).from_select(list(names), select(*stage.c))
     stmt = stmt.on_conflict_do_update(
-        index_elements=list(model.key), set_=merge_set(table, model, stmt.excluded)
+        index_elements=list(model.key), set_=merge_set(table, model, stmt.excluded, names)
     )
-    await conn.execute(stmt)
+    query: Any = stmt
+    if report:
+        created: ColumnElement[bool] = literal_column("xmax = 0").label("created")  # inserted
+        merged = stmt.returning(*[table.c[n] for n in report], created).cte("merged")
+        query = select(*[merged.c[n] for n in report]).where(merged.c.created)
+    return str(query.compile(dialect=DIALECT, compile_kwargs={"literal_binds": True}))
 
 
 async def watermark(conn: AsyncConnection) -> datetime | None:
@@ -147,8 +181,3 @@ async def watermark(conn: AsyncConnection) -> datetime | None:
     result = await conn.execute(select(func.max(hook_events.c.received_at)))
     latest: datetime | None = result.scalar_one_or_none()
     return latest
-
-
-def window_bounds(times: Sequence[datetime], window: timedelta) -> tuple[datetime, datetime]:
-    """The receive-time range that can hold a copy of an event received at ``times``."""
-    return min(times) - window, max(times) + window

@@ -172,6 +172,7 @@ def add_bug_report(story: Story, rng: random.Random, seat: Seat, at: float) -> N
         bodies.bug_report_status(seat.ctx, filename),
     )
     seat.truth.bug_reports.append(filename)
+    seat.truth.bug_reports_at.append(round(at, 6))
 
 
 def add_debug(story: Story, rng: random.Random, seat: Seat, start: float, end: float) -> None:
@@ -239,7 +240,9 @@ def play_leg(
     story.legs.append(truth)
     seat.truth.streams += 1
     request_hook = "publishStream" if published else "playStream"
-    story.add(plan.start, request_hook, bodies.stream_request(seat.ctx, leg, seat.token), leg_id)
+    request = bodies.stream_request(seat.ctx, leg, seat.token)
+    truth.media_provider = str(request["mediaProvider"])
+    story.add(plan.start, request_hook, request, leg_id)
     if plan.can_fail and rng.random() < 0.04:
         failed = plan.start + span(rng, 0.5, 3)
         return end_leg(story, truth, seat, leg, at=failed, status="FAILED",

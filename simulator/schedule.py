@@ -276,15 +276,24 @@ def deliver(
     return arrivals
 
 
-def mark_last_delivered(legs: list[LegTruth], arrivals: list[tuple[float, Hook, bool]]) -> None:
-    """Sets each leg's ``last_delivered`` to its latest arriving hook, duplicates aside (the
-    projector sets those aside as retries)."""
+def mark_delivered(legs: list[LegTruth], arrivals: list[tuple[float, Hook, bool]]) -> None:
+    """Sets each leg's ``last_delivered`` to its latest arriving hook, and ``keepalives`` and
+    ``last_keepalive`` to its arriving keep-alives, duplicates aside (the projector sets those
+    aside as retries). A keep-alive that arrives after the leg's terminal status (reordered)
+    was still delivered, so it counts."""
     last: dict[str, float] = {}
+    keepalives: dict[str, list[float]] = {}
     for at, hook, duplicate in arrivals:
-        if hook.leg is not None and not duplicate:
-            last[hook.leg] = max(last.get(hook.leg, at), at)
+        if hook.leg is None or duplicate:
+            continue
+        last[hook.leg] = max(last.get(hook.leg, at), at)
+        if hook.hook == "StreamKeepAliveEvent":
+            keepalives.setdefault(hook.leg, []).append(at)
     for leg in legs:
         leg.last_delivered = round(last.get(leg.media_session_id, leg.ended), 6)
+        delivered = keepalives.get(leg.media_session_id, [])
+        leg.keepalives = len(delivered)
+        leg.last_keepalive = round(max(delivered), 6) if delivered else None
 
 
 def build_day(scenario: Scenario) -> Day:
@@ -293,7 +302,7 @@ def build_day(scenario: Scenario) -> Day:
     rng = random.Random(scenario.seed * 7919 + 1)
     hooks, lost = lose_terminals(rng, story, scenario)
     arrivals = deliver(rng, hooks, scenario)
-    mark_last_delivered(story.legs, arrivals)
+    mark_delivered(story.legs, arrivals)
     for leg in story.legs:
         leg.lost_terminal = leg.media_session_id in lost
     cache: dict[int, bytes] = {}

@@ -29,6 +29,8 @@ class SessionTruth:
     streams: int = 0
     calls: int = 0
     bug_reports: list[str] = field(default_factory=list)
+    bug_reports_at: list[float] = field(default_factory=list)
+    """The moments of the ``submitBugReport`` hooks, in the order of ``bug_reports``."""
     data: dict[str, str] = field(default_factory=dict)
     log_pushes: int = 0
     debug_events: int = 0
@@ -51,6 +53,11 @@ class LegTruth:
     snapshots: int = 0
     lost_terminal: bool = False
     last_delivered: float = 0.0
+    media_provider: str = ""
+    keepalives: int = 0
+    """``StreamKeepAliveEvent`` hooks delivered, retries aside (late ones after the end too)."""
+    last_keepalive: float | None = None
+    """Arrival moment of the latest delivered keep-alive."""
 
 
 @dataclass(slots=True)

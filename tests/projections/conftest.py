@@ -1,8 +1,11 @@
-"""Projection fixtures: a migrated database and projector settings for one test."""
+"""Projection fixtures: a migrated database, projector settings and an engine for one test."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from migrations.run import upgrade
 from wcs_audit.settings import Settings
@@ -18,3 +21,10 @@ def projector_settings(settings: Settings) -> Settings:
         projector_batch_size=50,
         projector_batch_timeout_ms=50,
     )
+
+
+@pytest.fixture
+async def engine(projector_settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(projector_settings.database_url)
+    yield engine
+    await engine.dispose()

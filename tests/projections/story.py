@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, select, text
 
 from ingest.envelope import Envelope
 from projections.app import Projector, create_app
-from projections.consume import Fault
+from projections.pipeline import Fault
 from projections.rebuild import topic_partitions
 from projections.tables import metadata
 from wcs_audit.settings import Settings

@@ -10,6 +10,7 @@ import pytest
 
 from ingest.envelope import Envelope
 from projections.decode import (
+    DEFAULT_SECRETS,
     Event,
     Rejected,
     decode_record,
@@ -101,6 +102,24 @@ def test_time_conversions_are_exact() -> None:
 def test_secret_fields_at_any_depth(value: Any, redacted: Any, dropped: Any) -> None:
     assert redact_secrets(value) == redacted
     assert drop_secrets(value) == dropped
+    assert DEFAULT_SECRETS.occur_in(value) == (value != redacted)
+
+
+def test_a_secret_key_spelled_with_escapes_is_redacted_in_the_stored_payload() -> None:
+    raw = b'{"sessionId": "s", "custom": [{"\\u0074oken": "t0p", "n": [1, {}]}]}'
+    envelope = Envelope(
+        event_id=EVENT_ID,
+        hook="connect",
+        received_at_us=1,
+        remote_addr="203.0.113.10",
+        node_id=NODE,
+        session_id="s",
+        value=raw,
+    )
+    event = decode_record(Record("t", 0, 0, raw, envelope.headers()))
+    assert isinstance(event, Event)
+    assert json.loads(event.payload)["custom"][0]["token"] == "[REDACTED]"
+    assert b"t0p" not in event.payload.encode()
 
 
 def test_nul_characters_are_replaced_because_postgresql_cannot_store_them() -> None:

@@ -1,67 +1,89 @@
-"""The keep-alive fast path gives exactly the rows of the generic per-event fold."""
+"""The keep-alive fast path (folded in PostgreSQL) gives exactly the rows of the generic
+per-event fold in Python, whatever the batches and their order."""
 
 from __future__ import annotations
 
-import json
 import random
+from collections.abc import Sequence
 from typing import Any
-from uuid import UUID
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from projections.batch import BatchRows
-from projections.decode import Event, JsonText
-from projections.keepalives import add_keepalive_parts
-from projections.merge import fold
+from projections.consume import ProjectorConfig, apply_batch
+from projections.decode import Event, decode_record
+from projections.merge import Model, Row, fold
 from projections.rows import SESSIONS, STREAMS, session_part, stream_part
-from tests.projections.story import ORPHAN, PLAYER, PUB, SESSION2, at, sample
+from projections.tables import sessions, streams
+from tests.projections.story import (
+    ORPHAN,
+    PLAYER,
+    PUB,
+    SESSION2,
+    Record,
+    sample,
+    story_event,
+)
+from wcs_audit.settings import Settings
+
+pytestmark = pytest.mark.postgres
+
+PLAYS = {"mediaSessionId": PLAYER, "published": False}
 
 
-def keepalive(n: int, seconds: float, **changes: Any) -> Event:
-    body = sample("StreamKeepAliveEvent", **changes)
-    return Event(
-        event_id=UUID(int=n),
-        hook="StreamKeepAliveEvent",
-        known=True,
-        received_at=at(seconds),
-        remote_addr=None,
-        node_id=body.get("nodeId"),
-        session_id=body.get("sessionId"),
-        body=body,
-        body_hash="h",
-        partition=0,
-        offset=n,
-        payload=JsonText(json.dumps(body)),
-    )
-
-
-def keepalives() -> list[Event]:
-    events = [keepalive(n, 14 + 10 * n) for n in range(5)]  # the publisher
-    events += [  # a player whose first keep-alive does not know its size yet
-        keepalive(10, 21, mediaSessionId=PLAYER, published=False, width=0, height=0),
-        keepalive(11, 31, mediaSessionId=PLAYER, published=False, width=640, height=None),
-        keepalive(12, 41, mediaSessionId=PLAYER, published=False, width=0, createDate=1),
-        keepalive(13, 41, mediaSessionId=PLAYER, published=False, width=0, status="PAUSED"),
+def keepalives() -> list[Record]:
+    """Keep-alives of three legs and one without a leg, with odd values the rules must skip."""
+    bodies: list[tuple[dict[str, Any], float]] = [
+        (sample("StreamKeepAliveEvent"), 14 + 10 * n) for n in range(5)
     ]
-    events += [keepalive(20, 18, sessionId=SESSION2, mediaSessionId=ORPHAN, name="orphan")]
-    events += [keepalive(30, 19, mediaSessionId=None)]  # no leg: only the session
-    return events
+    bodies += [  # a player whose first keep-alives do not know their size yet
+        (sample("StreamKeepAliveEvent", **PLAYS, width=0, height=0), 21),
+        (sample("StreamKeepAliveEvent", **PLAYS, width=640, height=None), 31),
+        (sample("StreamKeepAliveEvent", **PLAYS, width=0, createDate=1), 41),
+        (sample("StreamKeepAliveEvent", **PLAYS, width=0, status="PAUSED"), 41),
+        # the newest carries no status, and values that do not count: the rules skip them
+        (sample("StreamKeepAliveEvent", **PLAYS, width=1280.0, name="", status=None), 45),
+        (sample("StreamKeepAliveEvent", **PLAYS, width=True, createDate=1e20, status=None), 55),
+    ]
+    bodies += [(sample("StreamKeepAliveEvent", sessionId=SESSION2, mediaSessionId=ORPHAN), 18)]
+    bodies += [(sample("StreamKeepAliveEvent", mediaSessionId=None), 19)]  # no leg
+    records = []
+    for n, (body, seconds) in enumerate(bodies):
+        envelope = story_event(n, "StreamKeepAliveEvent", body, seconds).envelope()
+        records.append(Record("hooks", 0, n, envelope.value, envelope.headers()))
+    return records
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_fast_path_equals_the_generic_fold(seed: int) -> None:
-    events = keepalives()
-    random.Random(seed).shuffle(events)
-    rows = BatchRows()
-    add_keepalive_parts(events, rows)
+def generic(model: Model, parts: Sequence[Row | None], key: str) -> dict[str, Row]:
+    return {r[key]: r for r in fold(model, [p for p in parts if p is not None])}
 
-    generic_streams = [r for e in events if (r := stream_part(e)) is not None]
-    generic_sessions = [r for e in events if (r := session_part(e, ())) is not None]
-    by_leg = {r["media_session_id"]: r for r in fold(STREAMS, rows.streams)}
-    assert by_leg == {r["media_session_id"]: r for r in fold(STREAMS, generic_streams)}
-    by_session = {r["session_id"]: r for r in fold(SESSIONS, rows.sessions)}
-    assert by_session == {r["session_id"]: r for r in fold(SESSIONS, generic_sessions)}
-    assert set(by_leg) == {PUB, PLAYER, ORPHAN}
-    assert (by_leg[PUB]["keepalive_count"], by_leg[PLAYER]["keepalive_count"]) == (5, 4)
-    assert (by_leg[PLAYER]["width"], by_leg[PLAYER]["status"]) == (640, "PAUSED")
-    assert len(rows.count_sessions) == 2
+
+async def stored(engine: AsyncEngine, model: Model, table: Any, key: str) -> dict[str, Row]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(table))).mappings()
+        return {row[key]: {name: row[name] for name in model.columns} for row in rows}
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_fast_path_equals_the_generic_fold(
+    engine: AsyncEngine, projector_settings: Settings, seed: int
+) -> None:
+    records = keepalives()
+    events = [e for e in map(decode_record, records) if isinstance(e, Event)]
+    random.Random(seed).shuffle(records)
+    config = ProjectorConfig.from_settings(projector_settings)
+    for batch in (records[:5], records[5:]):  # two transactions, in a shuffled order
+        async with engine.begin() as conn:
+            await apply_batch(conn, batch, config)
+
+    legs = await stored(engine, STREAMS, streams, "media_session_id")
+    assert legs == generic(STREAMS, [stream_part(e) for e in events], "media_session_id")
+    by_session = await stored(engine, SESSIONS, sessions, "session_id")
+    expected = generic(SESSIONS, [session_part(e, ()) for e in events], "session_id")
+    assert by_session == expected
+    assert set(legs) == {PUB, PLAYER, ORPHAN}
+    assert (legs[PUB]["keepalive_count"], legs[PLAYER]["keepalive_count"]) == (5, 6)
+    assert (legs[PLAYER]["width"], legs[PLAYER]["status"]) == (640, "PAUSED")
+    assert legs[PLAYER]["name"] == sample("StreamKeepAliveEvent")["name"]
+    assert len(by_session) == 2

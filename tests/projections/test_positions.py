@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from projections.positions import load_positions, positions_of, save_positions
-from wcs_audit.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -25,13 +23,6 @@ def test_positions_of_a_batch_are_the_next_offsets() -> None:
     batch = [Record("t", 0, 5), Record("t", 1, 9), Record("t", 0, 7), Record("u", 0, 0)]
     assert positions_of(batch) == {("t", 0): 8, ("t", 1): 10, ("u", 0): 1}
     assert positions_of([]) == {}
-
-
-@pytest.fixture
-async def engine(projector_settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(projector_settings.database_url)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.mark.kafka

@@ -1,61 +1,77 @@
-"""COPY text: escaping, and the hook_events fast path equals the generic row formatting."""
+"""Binary COPY: the hook_events fast path gives the generic rows, and values round-trip."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from uuid import UUID
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from projections.decode import Event, JsonText, decode_record
 from projections.rows import event_row
-from projections.stage import (
-    EVENT_COLUMNS,
-    array_field,
-    copy_text,
-    escape,
-    events_copy_text,
-    formatter_of,
-    json_field,
-    time_field,
-)
-from projections.tables import hook_events
+from projections.stage import EVENT_COLUMNS, copy_events, event_rows, stage_rows
+from projections.tables import hook_events, sessions
 from tests.projections.story import Record, sample_story
 
 
-@pytest.mark.parametrize(
-    ("text", "escaped"),
-    [
-        ("plain", "plain"),
-        ("a\tb\nc\rd", "a\\tb\\nc\\rd"),
-        ('{"sdp": "v=0\\r\\n"}', '{"sdp": "v=0\\\\r\\\\n"}'),
-    ],
-)
-def test_escape(text: str, escaped: str) -> None:
-    assert escape(text) == escaped
-
-
-def test_field_formats() -> None:
-    assert array_field(["WebRTC", 'a"b', "c\\d"]) == '{"WebRTC","a\\\\"b","c\\\\\\\\d"}'
-    assert array_field(None) == "\\N"
-    assert json_field(JsonText('{"a": 1}')) == '{"a": 1}'
-    assert json_field({"a": "x\ny"}) == '{"a":"x\\\\ny"}'
-    assert time_field(datetime(2024, 7, 1, 12, 0, 0, 1, tzinfo=UTC)) == (
-        "2024-07-01T12:00:00.000001+00:00"
-    )
-
-
-def test_event_lines_equal_the_generic_row_format() -> None:
+def story_events() -> list[Event]:
     events = []
     for n, story_event in enumerate(sample_story()):
         envelope = story_event.envelope()
         event = decode_record(Record("t", 1, n, envelope.value, envelope.headers()))
         assert isinstance(event, Event)
         events.append(event)
+    return events
+
+
+def test_event_rows_equal_the_generic_rows() -> None:
+    events = story_events()
     retries = {events[3].event_id}
-    formatters = [(name, formatter_of(hook_events.c[name])) for name in EVENT_COLUMNS]
-    rows = [event_row(e, e.event_id in retries) for e in events]
-    assert events_copy_text(events, retries) == copy_text(formatters, rows)
+    generic = [event_row(e, e.event_id in retries) for e in events]
+    assert event_rows(events, retries) == [tuple(r[n] for n in EVENT_COLUMNS) for r in generic]
     assert set(EVENT_COLUMNS) == {c.name for c in hook_events.columns}
-    assert b"\\\\r\\\\n" in events_copy_text(events, ())  # SDP line breaks stay JSON escapes
     assert json.loads(events[0].payload)["sipPassword"] == "[REDACTED]"
+
+
+@pytest.mark.postgres
+async def test_events_round_trip_through_binary_copy(engine: AsyncEngine) -> None:
+    events = story_events()
+    async with engine.begin() as conn:
+        await copy_events(conn, "hook_events", events, {events[3].event_id})
+    async with engine.connect() as conn:
+        stored = {r.event_id: r for r in await conn.execute(select(hook_events))}
+    assert len(stored) == len(events)
+    for event in events:
+        row = stored[event.event_id]
+        assert row.payload == json.loads(event.payload)  # the JSON text, as jsonb
+        assert (row.received_at, row.hook, row.kafka_offset) == (
+            event.received_at,
+            event.hook,
+            event.offset,
+        )
+        assert row.suspected_retry == (event.event_id == events[3].event_id)
+
+
+@pytest.mark.postgres
+async def test_staged_rows_keep_every_type(engine: AsyncEngine) -> None:
+    """Text with COPY's special characters, arrays, JSON values and JSON text, times, UUIDs."""
+    at = datetime(2024, 7, 1, 12, 0, 0, 1, tzinfo=UTC)
+    row = {
+        "node_id": "n\t1\\",
+        "session_id": "s\n1",
+        "media_providers": ["WebRTC", 'a"b', "c\\d", "e,f"],
+        "custom": {"a": "x\ny", "n": [1, 2.5, None, True]},
+        "client_version": None,
+        "status_at": at,
+        "status_event": UUID(int=7),
+        "status_rank": 1,
+    }
+    text_row = row | {"session_id": "s2", "custom": JsonText('{"k": "v\\r\\n"}')}
+    async with engine.begin() as conn:
+        stage = await stage_rows(conn, sessions, [row, text_row])
+        staged = [dict(r._mapping) for r in await conn.execute(select(stage))]
+    assert staged[0] == row
+    assert staged[1] == text_row | {"custom": {"k": "v\r\n"}}

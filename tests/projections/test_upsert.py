@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from projections.consume import BatchResult, ProjectorConfig, apply_batch
 from projections.decode import Event, decode_record
@@ -29,13 +29,6 @@ def records(*hooks: tuple[str, dict[str, Any], float], start: int = 0) -> list[R
         envelope = story_event(n, hook, body, seconds).envelope()
         out.append(Record("hooks", 0, n, envelope.value, envelope.headers()))
     return out
-
-
-@pytest.fixture
-async def engine(projector_settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(projector_settings.database_url)
-    yield engine
-    await engine.dispose()
 
 
 async def apply(engine: AsyncEngine, settings: Settings, batch: Sequence[Record]) -> BatchResult:

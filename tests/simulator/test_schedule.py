@@ -11,7 +11,8 @@ import pytest
 from ingest.envelope import KNOWN_HOOKS
 from simulator.lifecycle import Hook
 from simulator.scenario import MIN_REPEAT_S, Quirks, Scenario
-from simulator.schedule import EVENT_HOOKS, Day, build_day, generate_story
+from simulator.schedule import EVENT_HOOKS, Day, build_day, generate_story, mark_delivered
+from simulator.truth import LegTruth
 
 QUIRKS = Quirks(duplicates=0.05, reorder=0.1, lost_terminals=0.3, skew_s=90.0, burst=40)
 DAY = Scenario(seed=5, nodes=3, sessions=30, duration_s=900.0, speed=50.0, quirks=QUIRKS)
@@ -154,3 +155,28 @@ def test_only_events_are_held_back(day: Day) -> None:
     moved = [s for s in day.sends if not s.duplicate and s.at not in moments[s.hook, s.body]]
     assert moved, "some events are reordered"
     assert {s.hook for s in moved} <= EVENT_HOOKS
+
+
+def test_delivered_keepalives_count_late_ones_but_not_duplicates() -> None:
+    leg = LegTruth("L", "node", "s", "app", "a", "player", 0, requested=0.0)
+    leg.started, leg.ended = 1.0, 30.0
+    keepalive = Hook(10.0, "StreamKeepAliveEvent", {}, "L")
+    terminal = Hook(30.0, "StreamStatusEvent", {}, "L", terminal=True)
+    arrivals = [
+        (10.0, keepalive, False),
+        (10.2, keepalive, True),  # a retry: the projector sets it aside
+        (20.0, keepalive, False),
+        (30.0, terminal, False),
+        (30.3, keepalive, False),  # sent at 29.9, overtaken by the terminal status
+    ]
+    mark_delivered([leg], arrivals)
+    assert (leg.keepalives, leg.last_keepalive, leg.last_delivered) == (3, 30.3, 30.3)
+
+
+def test_every_keepalive_sent_is_delivered_once(day: Day) -> None:
+    sent: dict[str, int] = defaultdict(int)
+    for send in day.sends:
+        if send.hook == "StreamKeepAliveEvent" and not send.duplicate:
+            sent[orjson.loads(send.body)["mediaSessionId"]] += 1
+    counted = {leg.media_session_id: leg.keepalives for leg in day.truth.legs if leg.keepalives}
+    assert counted == sent
