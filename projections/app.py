@@ -38,15 +38,21 @@ class Projector:
     pipeline: BatchPipeline
     metrics: ProjectorMetrics
     state: ProjectorState
+    sweep_interval_s: float
     running: bool = field(default=False)
+    sweeper: asyncio.Task[None] | None = field(default=None)
 
     async def start(self) -> None:
         await self.broker.start()
+        self.sweeper = asyncio.create_task(self.pipeline.sweep_every(self.sweep_interval_s))
         self.running = True
 
     async def stop(self) -> None:
-        """Stops consuming (the batch in hand commits first), closes the pool."""
+        """Stops sweeping and consuming (the batch in hand commits first), closes the pool."""
         self.running = False
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+            await asyncio.gather(self.sweeper, return_exceptions=True)
         await self.broker.stop()
         await self.pipeline.drain()
         await self.engine.dispose()
@@ -111,7 +117,14 @@ def create_app(settings: Settings, fault: Fault | None = None) -> Projector:
     )
     subscribers.append(subscriber)
     subscriber(pipeline.handle, parser=parse_first_headers, decoder=keep_raw)
-    return Projector(broker=broker, engine=engine, pipeline=pipeline, metrics=metrics, state=state)
+    return Projector(
+        broker=broker,
+        engine=engine,
+        pipeline=pipeline,
+        metrics=metrics,
+        state=state,
+        sweep_interval_s=settings.projector_sweep_interval_s,
+    )
 
 
 async def serve_http(projector: Projector, host: str, port: int) -> asyncio.Server:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -92,6 +92,7 @@ class BatchResult:
     duplicates: int = 0
     rejected: int = 0
     positions: dict[TopicPartitionKey, int] = field(default_factory=dict)
+    watermark: datetime | None = None  # the latest receive time stored, after this batch
 
 
 def first_of_each_id(events: Iterable[Event]) -> list[Event]:
@@ -200,14 +201,19 @@ async def apply_prepared(
     rows = batch.rows if len(fresh) == batch.unique else batch_rows(fresh, config.secrets.fields)
     await project_rows(conn, rows)
     await store_rejected(conn, batch.rejected)
-    now = await watermark(conn)
-    if now is not None:
-        await close_silent(
-            conn, now, config.keepalive_timeout_s, config.stream_silence_s, config.session_silence_s
-        )
+    result.watermark = await watermark(conn)
+    if result.watermark is not None:
+        await close_silent_at(conn, result.watermark, config)
     await save_positions(conn, config.projection, result.positions)
     result.applied, result.rejected = len(fresh), len(batch.rejected)
     return result
+
+
+async def close_silent_at(conn: AsyncConnection, now: datetime, config: ProjectorConfig) -> None:
+    """Ends the streams and sessions silent for longer than their timeouts at time ``now``."""
+    await close_silent(
+        conn, now, config.keepalive_timeout_s, config.stream_silence_s, config.session_silence_s
+    )
 
 
 async def apply_batch(

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
 
 from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,10 +25,12 @@ from projections.consume import (
     ProjectorConfig,
     apply_prepared,
     assemble_batch,
+    close_silent_at,
 )
 from projections.decode import Event, RecordLike, Rejected, decode_record
 from projections.metrics import ProjectorMetrics
 from projections.state import ProjectorState, ProjectorStoppedError
+from projections.upsert import watermark
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +52,28 @@ async def prepare_stepwise(
     return assemble_batch(records, decoded, config)
 
 
+class EventClock:
+    """Event time now, estimated: the latest receive time stored plus the time elapsed since
+    it was stored. While the projector catches up, this stays at the events it applies; once
+    it is caught up and nothing arrives, it moves with the clock, so silence is measured even
+    when no event at all comes (a node that died, a quiet night)."""
+
+    def __init__(self) -> None:
+        self.anchor: tuple[datetime, float] | None = None
+
+    def observe(self, watermark: datetime | None) -> None:
+        """Records that ``watermark`` is the latest receive time stored, as of now."""
+        if watermark is not None:
+            self.anchor = (watermark, time.monotonic())
+
+    def now(self) -> datetime | None:
+        """The estimate; None before anything was observed."""
+        if self.anchor is None:
+            return None
+        watermark, since = self.anchor
+        return watermark + timedelta(seconds=time.monotonic() - since)
+
+
 class BatchPipeline:
     """Applies prepared batches one at a time, in order, each in one transaction.
 
@@ -56,7 +81,8 @@ class BatchPipeline:
     applied out of order) and sets ``state.stopped`` so the process exits; on restart,
     consumption resumes from the positions in PostgreSQL. ``fault`` is awaited at
     ``"written"`` (rows written, transaction open) and ``"committed"`` (PostgreSQL committed):
-    tests crash the projector there.
+    tests crash the projector there. Between batches, :meth:`sweep` ends what has been silent
+    too long by :class:`EventClock`.
     """
 
     def __init__(
@@ -73,6 +99,8 @@ class BatchPipeline:
         self._state = state
         self._fault = fault
         self._in_flight: asyncio.Task[None] | None = None
+        self._writing = asyncio.Lock()  # one transaction at a time: a batch or a sweep
+        self.clock = EventClock()
 
     async def handle(self, message: KafkaMessage) -> None:
         """The FastStream batch handler: decodes, waits for the previous batch, starts this
@@ -105,12 +133,34 @@ class BatchPipeline:
         self._state.fail(error)
         logger.error("projections.batch.failed", exc_info=error, extra={"records": records})
 
+    async def sweep(self) -> None:
+        """Ends the streams and sessions silent too long at :class:`EventClock`'s now, in a
+        transaction of its own between batches (the first sweep reads the watermark)."""
+        async with self._writing, self._engine.begin() as conn:
+            if self.clock.anchor is None:
+                self.clock.observe(await watermark(conn))
+            now = self.clock.now()
+            if now is not None:
+                await close_silent_at(conn, now, self._config)
+
+    async def sweep_every(self, interval_s: float) -> None:
+        """Sweeps every ``interval_s`` until cancelled; a failed sweep is logged and retried
+        at the next tick (a batch that cannot write stops the projector anyway)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.sweep()
+            except Exception:
+                logger.exception("projections.sweep.failed")
+
     async def _apply(self, batch: PreparedBatch, started: float) -> None:
         try:
-            async with self._engine.begin() as conn:
-                result = await apply_prepared(conn, batch, self._config)
-                if self._fault is not None:
-                    await self._fault("written", result)
+            async with self._writing:
+                async with self._engine.begin() as conn:
+                    result = await apply_prepared(conn, batch, self._config)
+                    if self._fault is not None:
+                        await self._fault("written", result)
+                self.clock.observe(result.watermark)
             if self._fault is not None:
                 await self._fault("committed", result)
         except BaseException as error:  # kept in state; the process stops

@@ -41,6 +41,13 @@ def _float(text: str) -> float:
     return float(text)
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
 def _bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -149,6 +156,7 @@ class Settings:
     projector_keepalive_misses: int = _env("PROJECTOR_KEEPALIVE_MISSES", _positive_int, 3)
     projector_stream_silence_s: float = _env("PROJECTOR_STREAM_SILENCE_S", _float, 3600.0)
     projector_session_silence_s: float = _env("PROJECTOR_SESSION_SILENCE_S", _float, 3600.0)
+    projector_sweep_interval_s: float = _env("PROJECTOR_SWEEP_INTERVAL_S", _positive_float, 5.0)
     projector_metrics_host: str = _env("PROJECTOR_METRICS_HOST", str, "127.0.0.1")
     projector_metrics_port: int = _env("PROJECTOR_METRICS_PORT", _int, 9082)
 

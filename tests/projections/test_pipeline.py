@@ -1,0 +1,79 @@
+"""The batch pipeline's clock: silence ends a leg even when no later event ever arrives."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from projections.app import create_app
+from projections.pipeline import EventClock
+from tests.projections.story import (
+    PUB,
+    by_key,
+    caught_up,
+    end_offsets,
+    produce,
+    sample,
+    story_event,
+    table_rows,
+    wait_for,
+)
+from wcs_audit.settings import Settings
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+
+async def test_the_clock_starts_at_the_watermark_and_moves_with_time() -> None:
+    clock = EventClock()
+    assert clock.now() is None
+    watermark = datetime(2024, 7, 1, 12, tzinfo=UTC)
+    clock.observe(watermark)
+    first = clock.now()
+    await asyncio.sleep(0.05)
+    second = clock.now()
+    assert first is not None
+    assert second is not None
+    assert watermark <= first < second
+    clock.observe(None)  # nothing stored yet: the anchor stays
+    assert clock.anchor is not None
+    assert clock.anchor[0] == watermark
+
+
+def leg_is_open(settings: Settings) -> bool:
+    leg = by_key(table_rows(settings, "streams", "media_session_id"), "media_session_id")[PUB]
+    return bool(leg["inferred_end_at"] is None)
+
+
+async def test_a_leg_whose_keepalives_stop_ends_without_any_later_event(
+    projector_settings: Settings,
+) -> None:
+    publishing = sample("StreamStatusEvent", status="PUBLISHING")
+    hooks = [
+        ("publishStream", sample("publishStream"), 0.0),
+        ("StreamStatusEvent", publishing, 0.5),
+        ("StreamKeepAliveEvent", sample("StreamKeepAliveEvent"), 1.0),
+        ("StreamKeepAliveEvent", sample("StreamKeepAliveEvent"), 2.0),
+    ]
+    await produce(
+        projector_settings, [story_event(n, *hook).envelope() for n, hook in enumerate(hooks)]
+    )
+    settings = projector_settings.replace(
+        projector_keepalive_interval_s=1.0,  # silent after 3 s of event time
+        projector_sweep_interval_s=0.2,
+    )
+    ends = await end_offsets(settings)
+    projector = create_app(settings)
+    await projector.start()
+    try:
+        await wait_for(lambda: caught_up(settings, ends))
+        # the last batch's own sweep saw the last keep-alive as "now": the leg is still open
+        assert leg_is_open(settings)
+        await wait_for(lambda: not leg_is_open(settings), within=20)
+    finally:
+        await projector.stop()
+    assert projector.state.error is None
+    leg = by_key(table_rows(settings, "streams", "media_session_id"), "media_session_id")[PUB]
+    assert leg["inferred_reason"] == "inferred: no keep-alive for 3 s"
+    assert leg["inferred_end_at"] == leg["last_seen_at"]
