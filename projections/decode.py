@@ -32,8 +32,8 @@ class RecordLike(Protocol):
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
-class JsonText(str):
-    """A JSON document already serialised (stored as it is, not serialised again)."""
+class JsonDocument(bytes):
+    """A JSON document already serialised, as UTF-8 (stored as it is, not serialised again)."""
 
     __slots__ = ()
 
@@ -57,7 +57,7 @@ class Event:
     body_hash: str
     partition: int
     offset: int
-    payload: JsonText
+    payload: JsonDocument
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,13 +207,13 @@ def to_event(record: RecordLike, secrets: Secrets = DEFAULT_SECRETS) -> Event:
         raise DecodeError(f"bad header: {error}") from error
     value = record.value or b""
     body = parse_body(record.value)
-    payload = JsonText(value.decode())
+    payload = JsonDocument(value)  # orjson.loads has checked it is UTF-8
     if b"\\u0000" in value:
         body = without_nul(body)
-        payload = JsonText(orjson.dumps(body).decode())
+        payload = JsonDocument(orjson.dumps(body))
     if secrets.occur_in_body(body, value):
         body = redact_secrets(body, secrets.fields)
-        payload = JsonText(orjson.dumps(body).decode())
+        payload = JsonDocument(orjson.dumps(body))
     return Event(
         event_id=event_id,
         hook=_required(headers, "hook"),

@@ -42,7 +42,11 @@ def group_by_leg(events: Sequence[Event]) -> dict[str, list[Event]]:
     for event in events:
         leg = event.body.get("mediaSessionId")
         if isinstance(leg, str) and leg:
-            legs.setdefault(leg, []).append(event)
+            group = legs.get(leg)
+            if group is None:
+                legs[leg] = [event]
+            else:
+                group.append(event)
     return legs
 
 
@@ -104,21 +108,23 @@ def session_rows(events: Sequence[Event]) -> list[Row]:
         if event.session_id is None:
             continue
         key = (event.node_id or "", event.session_id)
-        at, app = event.received_at, text_of(event.body, "appKey")
+        at = event.received_at
         row = rows.get(key)
         if row is None:
             rows[key] = {
                 "node_id": key[0],
                 "session_id": key[1],
-                "app": app,
+                "app": text_of(event.body, "appKey"),
                 "first_seen_at": at,
                 "last_seen_at": at,
             }
             continue
-        row["first_seen_at"] = min(row["first_seen_at"], at)
-        row["last_seen_at"] = max(row["last_seen_at"], at)
+        if at < row["first_seen_at"]:
+            row["first_seen_at"] = at
+        elif at > row["last_seen_at"]:
+            row["last_seen_at"] = at
         if row["app"] is None:
-            row["app"] = app
+            row["app"] = text_of(event.body, "appKey")
     return list(rows.values())
 
 

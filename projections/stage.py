@@ -21,7 +21,7 @@ from sqlalchemy import table as sql_table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from projections.decode import Event, JsonText
+from projections.decode import Event, JsonDocument
 from projections.merge import Row
 from projections.rows import status_of, text_of
 from projections.tables import hook_events
@@ -29,9 +29,10 @@ from projections.tables import hook_events
 DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
-def json_bytes(value: Any) -> str | bytes:
-    """JSON of ``value``: a :class:`JsonText` is used as it is, anything else is serialised."""
-    return value if isinstance(value, JsonText) else orjson.dumps(value)
+def json_bytes(value: Any) -> bytes:
+    """JSON of ``value``: a :class:`JsonDocument` is used as it is, anything else is
+    serialised."""
+    return value if isinstance(value, JsonDocument) else orjson.dumps(value)
 
 
 class JsonbDumper(JsonbBinaryDumper):

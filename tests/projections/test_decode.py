@@ -119,7 +119,7 @@ def test_a_secret_key_spelled_with_escapes_is_redacted_in_the_stored_payload() -
     event = decode_record(Record("t", 0, 0, raw, envelope.headers()))
     assert isinstance(event, Event)
     assert json.loads(event.payload)["custom"][0]["token"] == "[REDACTED]"
-    assert b"t0p" not in event.payload.encode()
+    assert event.payload.find(b"t0p") == -1
 
 
 def test_nul_characters_are_replaced_because_postgresql_cannot_store_them() -> None:
@@ -128,7 +128,7 @@ def test_nul_characters_are_replaced_because_postgresql_cannot_store_them() -> N
     assert isinstance(event, Event)
     assert event.body["name"] == "a\ufffdb"
     assert event.body["custom"] == {"k\ufffd": ["\ufffd"]}
-    assert "\\u0000" not in event.payload
+    assert event.payload.find(b"\\u0000") == -1
 
 
 def test_out_of_range_times_do_not_stop_decoding() -> None:

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import pytest
 
-from projections.decode import Event, JsonText, redact_secrets
+from projections.decode import Event, JsonDocument, redact_secrets
 from projections.rows import (
     call_lifecycle,
     event_row,
@@ -38,7 +38,7 @@ def event(
         body_hash=digest,
         partition=0,
         offset=n,
-        payload=JsonText(json.dumps(redact_secrets(body))),
+        payload=JsonDocument(json.dumps(redact_secrets(body)).encode()),
     )
 
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from projections.decode import Event, JsonText, decode_record
+from projections.decode import Event, JsonDocument, decode_record
 from projections.rows import event_row
 from projections.stage import EVENT_COLUMNS, copy_events, event_rows, stage_rows
 from projections.tables import hook_events, sessions
@@ -69,7 +69,7 @@ async def test_staged_rows_keep_every_type(engine: AsyncEngine) -> None:
         "status_event": UUID(int=7),
         "status_rank": 1,
     }
-    text_row = row | {"session_id": "s2", "custom": JsonText('{"k": "v\\r\\n"}')}
+    text_row = row | {"session_id": "s2", "custom": JsonDocument(b'{"k": "v\\r\\n"}')}
     async with engine.begin() as conn:
         stage = await stage_rows(conn, sessions, [row, text_row])
         staged = [dict(r._mapping) for r in await conn.execute(select(stage))]
