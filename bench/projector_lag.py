@@ -1,0 +1,168 @@
+"""Benchmark (not a test): the projector's lag at a fixed hook rate, receiver aside.
+
+    .venv/bin/python -m bench.projector_lag [--rate 5000] [--seconds 30] [--sessions 3000]
+
+Records shaped like the receiver's (the keep-alive-heavy mix of ``bench.projector``, stamped
+``received-at`` = the moment they are sent) go to a fresh topic open-loop at ``--rate``
+per second, as acknowledged hooks would; the real projector (``wcs-audit projector``, its own
+process) writes a fresh database. Every 100 ms the newest stored ``received_at`` is compared
+with the wall clock: that lag bounds the lag of every hook sent before it. Prints the
+achieved rate and the lag's p50/p99/max; writes JSON to ``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from aiokafka import AIOKafkaProducer
+
+from bench.projector import envelopes
+from bench.simulate import percentile
+from bench.topics import create_topics, delete_topics
+from ingest.envelope import Envelope, uuid7
+from migrations.run import upgrade
+from wcs_audit.settings import Settings
+from wcs_audit.stack.postgres import create_database, drop_database, libpq_conninfo
+
+TICK_S = 0.01
+
+
+def restamped(envelope: Envelope, now_us: int) -> Envelope:
+    """``envelope`` as if the receiver had answered it at ``now_us``."""
+    return Envelope(
+        event_id=uuid7(now_us),
+        hook=envelope.hook,
+        received_at_us=now_us,
+        remote_addr=envelope.remote_addr,
+        node_id=envelope.node_id,
+        session_id=envelope.session_id,
+        value=envelope.value,
+    )
+
+
+async def send_at_rate(
+    settings: Settings, batch: list[Envelope], rate: float, seconds: float
+) -> float:
+    """Sends ``batch`` (cycled) at ``rate`` per second for ``seconds``; returns the rate
+    achieved (records acknowledged per second of sending)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
+    )
+    await producer.start()
+    try:
+        started, sent, pending = time.monotonic(), 0, []
+        while (elapsed := time.monotonic() - started) < seconds:
+            for _ in range(int(elapsed * rate) - sent):  # open loop: catch up to the schedule
+                envelope = restamped(batch[sent % len(batch)], time.time_ns() // 1000)
+                pending.append(
+                    await producer.send(
+                        settings.topic, envelope.value, key=envelope.key, headers=envelope.headers()
+                    )
+                )
+                sent += 1
+            if int(elapsed) != int(elapsed - TICK_S):  # about once a second
+                print(f"\rsent {sent}", end="", file=sys.stderr, flush=True)
+            await asyncio.sleep(TICK_S)
+        await asyncio.gather(*pending)
+        print(file=sys.stderr)
+        return sent / (time.monotonic() - started)
+    finally:
+        await producer.stop()
+
+
+class LagSampler(threading.Thread):
+    """Every 100 ms: the time, the count stored and the wall clock minus the newest stored
+    ``received_at``."""
+
+    def __init__(self, database_url: str) -> None:
+        super().__init__(daemon=True)
+        self.conninfo = libpq_conninfo(database_url, None)
+        self.samples: list[tuple[float, int, float | None]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        query = "SELECT count(*), extract(epoch FROM max(received_at)) FROM hook_events"
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            while not self.stop.wait(0.1):
+                count, newest = conn.execute(query).fetchone() or (0, None)
+                now = time.time()
+                lag = None if newest is None else now - float(newest)
+                self.samples.append((now, count, lag))
+
+
+def main(rate: float, seconds: float, sessions: int) -> dict[str, Any]:
+    base = Settings.from_env(os.environ)
+    suffix = uuid.uuid4().hex[:8]
+    url = base.database_url.rsplit("/", 1)[0] + f"/bench_lag_{suffix}"
+    settings = base.replace(
+        topic=f"bench.lag.{suffix}", database_url_env=url, projector_group=f"bench-lag-{suffix}"
+    )
+    batch = envelopes(sessions, 20)
+    create_database(url)
+    asyncio.run(create_topics(settings, [settings.topic]))
+    env = dict(os.environ) | {
+        "WCS_AUDIT_TOPIC": settings.topic,
+        "WCS_AUDIT_DATABASE_URL": url,
+        "WCS_AUDIT_PROJECTOR_GROUP": settings.projector_group,
+        "WCS_AUDIT_PROJECTOR_METRICS_PORT": "0",
+        "WCS_AUDIT_LOG_LEVEL": os.environ.get("WCS_AUDIT_LOG_LEVEL", "WARNING"),
+    }
+    sampler = LagSampler(url)
+    projector = None
+    try:
+        upgrade(url)
+        projector = subprocess.Popen([sys.executable, "-m", "wcs_audit.cli", "projector"], env=env)
+        time.sleep(3)  # joins the group before the clock starts
+        sampler.start()
+        achieved = asyncio.run(send_at_rate(settings, batch, rate, seconds))
+        sent_until, sent = time.time(), round(achieved * seconds)
+        drained = None
+        while time.time() - sent_until < 120 and drained is None:
+            if sampler.samples and sampler.samples[-1][1] >= sent:
+                drained = time.time() - sent_until
+            time.sleep(0.1)
+    finally:
+        sampler.stop.set()
+        if projector is not None:
+            projector.terminate()
+            projector.wait(timeout=60)
+        asyncio.run(delete_topics(settings, [settings.topic]))
+        drop_database(url)
+    # while sending: once it stops, "now - newest" grows with no hook waiting
+    lags = [lag for at, _, lag in sampler.samples if lag is not None and at <= sent_until]
+    return {
+        "target_rate": rate,
+        "achieved_rate": round(achieved),
+        "seconds": seconds,
+        "stored": sampler.samples[-1][1] if sampler.samples else 0,
+        "drain_s_after_last_send": None if drained is None else round(drained, 2),
+        "lag_s_p50": percentile(lags, 0.50),
+        "lag_s_p99": percentile(lags, 0.99),
+        "lag_s_max": round(max(lags), 2) if lags else None,
+        "cpus": os.cpu_count(),
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=5000)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--sessions", type=int, default=3000)
+    args = parser.parse_args()
+    result = main(args.rate, args.seconds, args.sessions)
+    print(json.dumps(result))
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    (out / f"projector-lag-{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
