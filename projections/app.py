@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from projections.consume import ProjectorConfig
+from projections.guard import ProjectionsBusyError, projections_lock
 from projections.metrics import ProjectorMetrics
 from projections.pipeline import BatchPipeline, Fault
 from projections.positions import SeekToStoredPositions
@@ -41,8 +42,12 @@ class Projector:
     sweep_interval_s: float
     running: bool = field(default=False)
     sweeper: asyncio.Task[None] | None = field(default=None)
+    exits: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     async def start(self) -> None:
+        """Takes the projections lock (shared: raises ``ProjectionsBusyError`` while a
+        rebuild runs), joins the consumer group and starts sweeping."""
+        await self.exits.enter_async_context(projections_lock(self.engine, exclusive=False))
         await self.broker.start()
         self.sweeper = asyncio.create_task(self.pipeline.sweep_every(self.sweep_interval_s))
         self.running = True
@@ -55,6 +60,7 @@ class Projector:
             await asyncio.gather(self.sweeper, return_exceptions=True)
         await self.broker.stop()
         await self.pipeline.drain()
+        await self.exits.aclose()
         await self.engine.dispose()
 
     @property
@@ -158,7 +164,8 @@ def http_response(projector: Projector, path: str) -> tuple[str, str, bytes]:
 
 
 async def run_projector(settings: Settings) -> int:
-    """Runs until SIGTERM/SIGINT (exit 0) or a failed batch (exit 1, restart to resume)."""
+    """Runs until SIGTERM/SIGINT (exit 0), a failed batch (exit 1, restart to resume) or, at
+    start, a rebuild that holds the projections (exit 1, restart once it is done)."""
     configure_logging(settings.log_level)
     projector = create_app(settings)
     loop = asyncio.get_running_loop()
@@ -171,6 +178,9 @@ async def run_projector(settings: Settings) -> int:
         await projector.start()
         logger.info("projections.projector.started", extra={"topic": settings.topic})
         await projector.state.stopped.wait()
+    except ProjectionsBusyError as error:
+        logger.error("projections.projector.busy", extra={"error": str(error)})
+        return 1
     finally:
         server.close()
         await projector.stop()

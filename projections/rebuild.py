@@ -3,8 +3,9 @@
 The fresh tables live in schema ``wcs_rebuild`` (same DDL: ``CREATE TABLE … (LIKE …
 INCLUDING ALL)``) and are filled by the projector's own :func:`apply_batch`, so the result is
 row for row what the live projector builds. The swap replaces the contents of the live tables
-in one transaction (views keep pointing at the same tables). Stop the projector while the
-rebuild runs; it resumes from the swapped-in positions.
+in one transaction (views keep pointing at the same tables). A rebuild and a live projector
+exclude each other (``projections.guard``): stop the projector first; it resumes from the
+swapped-in positions.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from projections.consume import ProjectorConfig, apply_batch
+from projections.guard import projections_lock
 from projections.tables import PROJECTION_TABLES
 from wcs_audit.settings import Settings
 
@@ -116,11 +118,36 @@ async def replay(
     return applied
 
 
+async def rebuild_with(
+    consumer: AIOKafkaConsumer,
+    live: AsyncEngine,
+    fresh: AsyncEngine,
+    settings: Settings,
+    progress: ProgressSink,
+) -> tuple[int, Mapping[TopicPartition, int]]:
+    """Replays the topic into fresh tables and swaps them in; returns the records applied
+    and the end offsets the replay went to."""
+    async with live.begin() as conn:
+        await create_fresh_tables(conn)
+    tps = await topic_partitions(settings)
+    consumer.assign(tps)
+    ends = await consumer.end_offsets(tps)
+    await consumer.seek_to_beginning(*tps)
+    config = ProjectorConfig.from_settings(settings)
+    applied = await replay(
+        consumer, fresh, config, ends, batch_size=settings.projector_batch_size, progress=progress
+    )
+    async with live.begin() as conn:
+        await swap_in(conn)
+    return applied, ends
+
+
 async def rebuild(settings: Settings, progress: ProgressSink) -> Progress:
     """Rebuilds all projections from offset 0 of ``settings.topic`` and swaps them in.
 
-    Blocks until done; raises on any Kafka or database error (the live tables are then
-    untouched and ``wcs_rebuild`` is left for inspection).
+    Blocks until done; raises ``ProjectionsBusyError`` at once while a live projector runs,
+    and any Kafka or database error (the live tables are then untouched and ``wcs_rebuild``
+    is left for inspection).
     """
     started = time.perf_counter()
     live = create_async_engine(settings.database_url)
@@ -132,25 +159,10 @@ async def rebuild(settings: Settings, progress: ProgressSink) -> Progress:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    await consumer.start()
     try:
-        async with live.begin() as conn:
-            await create_fresh_tables(conn)
-        tps = await topic_partitions(settings)
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        config = ProjectorConfig.from_settings(settings)
-        applied = await replay(
-            consumer,
-            fresh,
-            config,
-            ends,
-            batch_size=settings.projector_batch_size,
-            progress=progress,
-        )
-        async with live.begin() as conn:
-            await swap_in(conn)
+        async with projections_lock(live, exclusive=True):
+            await consumer.start()
+            applied, ends = await rebuild_with(consumer, live, fresh, settings, progress)
     finally:
         await consumer.stop()
         await fresh.dispose()

@@ -66,6 +66,7 @@ def cmd_projector(_: argparse.Namespace, settings: Settings) -> int:
 def cmd_projections_rebuild(_: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
+    from projections.guard import ProjectionsBusyError
     from projections.rebuild import Progress, rebuild
     from wcs_audit.logs import configure_logging
 
@@ -81,7 +82,11 @@ def cmd_projections_rebuild(_: argparse.Namespace, settings: Settings) -> int:
             flush=True,
         )
 
-    result = asyncio.run(rebuild(settings, show))
+    try:
+        result = asyncio.run(rebuild(settings, show))
+    except ProjectionsBusyError as error:
+        print(f"wcs-audit: {error}", file=sys.stderr)
+        return 1
     print(f"rebuilt from {result.applied} records in {result.seconds:.1f}s and swapped in")
     return 0
 

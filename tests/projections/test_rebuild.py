@@ -6,7 +6,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, select
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from projections.app import create_app
+from projections.guard import ProjectionsBusyError, projections_lock
 from projections.rebuild import Progress, rebuild
 from projections.tables import PROJECTION_TABLES
 from tests.projections.story import produce, project, sample_story, shuffled_with_retries
@@ -46,3 +49,28 @@ async def test_rebuild_equals_live(projector_settings: Settings) -> None:
     assert (result.applied, result.total) == (124, 124)
     assert [p.applied for p in seen] == [31, 62, 93, 124]
     assert snapshot(settings) == live
+
+
+async def test_a_rebuild_and_a_live_projector_exclude_each_other(
+    projector_settings: Settings,
+) -> None:
+    await produce(projector_settings, [e.envelope() for e in sample_story()])
+    projector = create_app(projector_settings)
+    await projector.start()
+    try:
+        with pytest.raises(ProjectionsBusyError, match="a live projector is running"):
+            await rebuild(projector_settings, lambda _: None)
+    finally:
+        await projector.stop()
+
+    engine = create_async_engine(projector_settings.database_url)
+    late = create_app(projector_settings)
+    try:
+        async with projections_lock(engine, exclusive=True):  # as a rebuild holds it
+            with pytest.raises(ProjectionsBusyError, match="a rebuild is running"):
+                await late.start()
+    finally:
+        await late.stop()
+        await engine.dispose()
+    result = await rebuild(projector_settings, lambda _: None)  # nobody holds it now
+    assert result.applied == result.total > 0
