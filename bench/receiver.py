@@ -31,9 +31,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from projections.rebuild import topic_partitions
 from wcs_audit.settings import Settings
 from wcs_audit.stack import stack_up
 
@@ -198,7 +197,12 @@ def server(argv: list[str], env: dict[str, str], url: str, log: Path) -> Iterato
 
 async def records_in(settings: Settings, topic: str) -> int:
     """How many records ``topic`` holds (sum of its partitions' end offsets)."""
-    partitions = await topic_partitions(settings.replace(topic=topic))
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in await producer.partitions_for(topic)]
+    finally:
+        await producer.stop()
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     await consumer.start()
     try:

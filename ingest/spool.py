@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +31,9 @@ class SpoolError(OSError):
     """The spool cannot take the record (full, or the disk failed): answer 503."""
 
 
-@dataclass(frozen=True, slots=True)
-class SpooledRecord:
-    """One Kafka record as kept in the spool."""
+class SpooledRecord(NamedTuple):
+    """One Kafka record as kept in the spool (built for every hook: a NamedTuple is as
+    immutable as a frozen dataclass and cheaper to build)."""
 
     topic: str
     key: bytes | None
