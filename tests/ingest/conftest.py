@@ -12,9 +12,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from ingest.app import listening_socket, receiving
+from tests.samples import SAMPLES
 from wcs_audit.settings import Settings
-
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "wcs" / "samples"  # beside the clone
 
 
 def sample(hook: str) -> bytes:
@@ -23,7 +22,7 @@ def sample(hook: str) -> bytes:
 
 
 def sample_hooks() -> list[str]:
-    """Every hook of shared/wcs/samples (fails loudly when shared/ is not beside the clone)."""
+    """Every hook of shared/wcs/samples (fails loudly when there are none)."""
     hooks = sorted(path.stem for path in SAMPLES.glob("*.json"))
     assert hooks, f"no samples in {SAMPLES}"
     return hooks

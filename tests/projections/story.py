@@ -1,4 +1,4 @@
-"""The sample story of ``/work/shared/wcs/samples`` as Kafka records, and helpers to project it.
+"""The sample story of ``shared/wcs/samples`` as Kafka records, and helpers to project it.
 
 Records are built with :class:`ingest.envelope.Envelope`, so the tests share the record format
 with the receiver. Times are seconds after ``T0`` (2024-07-01 12:00:00 UTC).
@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -25,9 +24,9 @@ from projections.app import Projector, create_app
 from projections.pipeline import Fault
 from projections.rebuild import topic_partitions
 from projections.tables import metadata
+from tests.samples import SAMPLES
 from wcs_audit.settings import Settings
 
-SAMPLES = Path("/work/shared/wcs/samples")
 T0 = datetime(2024, 7, 1, 12, 0, tzinfo=UTC)
 T0_US = int(T0.timestamp()) * 1_000_000
 NODE = "Qm7t2ZxV9kLp4RsA1bNc8DeFgH3jKwYu@203.0.113.10"
