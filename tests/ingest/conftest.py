@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -85,3 +87,24 @@ def read_topic(receiver_settings: Settings) -> ReadTopic:
         return records
 
     return read
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def receiver_env(settings: Settings, spool: Path, port: int, **extra: str) -> dict[str, str]:
+    """The environment of a ``wcs-audit receiver`` process on ``port`` for the test's topics,
+    spooling under ``spool``; ``extra`` adds ``WCS_AUDIT_<NAME>`` variables."""
+    return {
+        **os.environ,
+        "WCS_AUDIT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "WCS_AUDIT_TOPIC": settings.topic,
+        "WCS_AUDIT_REJECTED_TOPIC": settings.rejected_topic,
+        "WCS_AUDIT_SPOOL_DIR": str(spool),
+        "WCS_AUDIT_HTTP_PORT": str(port),
+        **{f"WCS_AUDIT_{name.upper()}": value for name, value in extra.items()},
+    }

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,19 +15,13 @@ import httpx
 import orjson
 import pytest
 
-from tests.ingest.conftest import ReadTopic, running_receiver
+from tests.ingest.conftest import ReadTopic, free_port, receiver_env, running_receiver
 from wcs_audit.settings import Settings
 from wcs_audit.stack.kafka import start_kafka, stop_kafka
 
 pytestmark = pytest.mark.kafka
 
 SESSIONS = ("s-a", "s-b", "s-c")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -129,15 +122,7 @@ async def test_receiver_killed_while_spooling_loses_nothing_answered(
     tmp_path: Path,
 ) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "WCS_AUDIT_KAFKA_BOOTSTRAP": receiver_settings.kafka_bootstrap,
-        "WCS_AUDIT_TOPIC": receiver_settings.topic,
-        "WCS_AUDIT_REJECTED_TOPIC": receiver_settings.rejected_topic,
-        "WCS_AUDIT_SPOOL_DIR": str(tmp_path / "spool"),
-        "WCS_AUDIT_HTTP_PORT": str(port),
-        "WCS_AUDIT_PRODUCE_TIMEOUT_MS": "1000",
-    }
+    env = receiver_env(receiver_settings, tmp_path / "spool", port, produce_timeout_ms="1000")
     url = f"http://127.0.0.1:{port}"
 
     async def start_receiver() -> subprocess.Popen[bytes]:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -15,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.ingest.conftest import sample
+from tests.ingest.conftest import free_port, receiver_env, sample
 from wcs_audit.settings import Settings
 
 pytestmark = pytest.mark.kafka
@@ -24,25 +22,11 @@ WORKERS = 2
 HOOKS = 120
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 async def workers(receiver_settings: Settings, tmp_path: Path) -> AsyncIterator[str]:
     """``wcs-audit receiver`` with two workers; yields its base URL."""
     port = free_port()
-    env = {
-        **os.environ,
-        "WCS_AUDIT_KAFKA_BOOTSTRAP": receiver_settings.kafka_bootstrap,
-        "WCS_AUDIT_TOPIC": receiver_settings.topic,
-        "WCS_AUDIT_REJECTED_TOPIC": receiver_settings.rejected_topic,
-        "WCS_AUDIT_SPOOL_DIR": str(tmp_path / "spool"),
-        "WCS_AUDIT_HTTP_PORT": str(port),
-        "WCS_AUDIT_RECEIVER_WORKERS": str(WORKERS),
-    }
+    env = receiver_env(receiver_settings, tmp_path / "spool", port, receiver_workers=str(WORKERS))
     log = tmp_path / "receiver.log"
     with log.open("ab") as out:
         process = subprocess.Popen(

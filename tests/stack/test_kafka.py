@@ -1,12 +1,15 @@
-"""The local broker is a real Kafka: a produce/consume round trip over loopback."""
+"""The local broker is a real Kafka: a produce/consume round trip over loopback; starts of
+the stack do not overlap."""
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from wcs_audit.settings import Settings
-from wcs_audit.stack import stack_status
+from wcs_audit.stack import stack_lock, stack_status, stack_up
 
 pytestmark = pytest.mark.kafka
 
@@ -49,3 +52,19 @@ def test_status_reports_both_services(stack: Settings) -> None:
     assert status.kafka_up
     assert status.postgres_up
     assert status.kafka_bootstrap == stack.kafka_bootstrap
+
+
+def test_a_second_stack_up_waits_for_the_first_then_reuses_the_services(stack: Settings) -> None:
+    finished = threading.Event()
+
+    def second_stack_up() -> None:
+        stack_up(stack)
+        finished.set()
+
+    with stack_lock(stack):  # as a first `stack up` still starting would hold it
+        thread = threading.Thread(target=second_stack_up)
+        thread.start()
+        assert not finished.wait(1.0)
+    thread.join(timeout=60)
+    assert finished.is_set()
+    assert stack_status(stack).kafka_up
