@@ -18,22 +18,20 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from aiokafka import AIOKafkaProducer
 
+from bench.lag import LagSampler, percentile
 from bench.projector import envelopes
-from bench.simulate import percentile
 from bench.topics import create_topics, delete_topics
 from ingest.envelope import Envelope, uuid7
 from migrations.run import upgrade
 from wcs_audit.settings import Settings
-from wcs_audit.stack.postgres import create_database, drop_database, libpq_conninfo
+from wcs_audit.stack.postgres import create_database, drop_database
 
 TICK_S = 0.01
 
@@ -81,26 +79,6 @@ async def send_at_rate(
         await producer.stop()
 
 
-class LagSampler(threading.Thread):
-    """Every 100 ms: the time, the count stored and the wall clock minus the newest stored
-    ``received_at``."""
-
-    def __init__(self, database_url: str) -> None:
-        super().__init__(daemon=True)
-        self.conninfo = libpq_conninfo(database_url, None)
-        self.samples: list[tuple[float, int, float | None]] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        query = "SELECT count(*), extract(epoch FROM max(received_at)) FROM hook_events"
-        with psycopg.connect(self.conninfo, autocommit=True) as conn:
-            while not self.stop.wait(0.1):
-                count, newest = conn.execute(query).fetchone() or (0, None)
-                now = time.time()
-                lag = None if newest is None else now - float(newest)
-                self.samples.append((now, count, lag))
-
-
 def main(rate: float, seconds: float, sessions: int) -> dict[str, Any]:
     base = Settings.from_env(os.environ)
     suffix = uuid.uuid4().hex[:8]
@@ -118,7 +96,7 @@ def main(rate: float, seconds: float, sessions: int) -> dict[str, Any]:
         "WCS_AUDIT_PROJECTOR_METRICS_PORT": "0",
         "WCS_AUDIT_LOG_LEVEL": os.environ.get("WCS_AUDIT_LOG_LEVEL", "WARNING"),
     }
-    sampler = LagSampler(url)
+    sampler = LagSampler(url, interval_s=0.1)
     projector = None
     try:
         upgrade(url)
@@ -126,12 +104,8 @@ def main(rate: float, seconds: float, sessions: int) -> dict[str, Any]:
         time.sleep(3)  # joins the group before the clock starts
         sampler.start()
         achieved = asyncio.run(send_at_rate(settings, batch, rate, seconds))
-        sent_until, sent = time.time(), round(achieved * seconds)
-        drained = None
-        while time.time() - sent_until < 120 and drained is None:
-            if sampler.samples and sampler.samples[-1][1] >= sent:
-                drained = time.time() - sent_until
-            time.sleep(0.1)
+        sent_until = time.time()
+        drained = sampler.wait_for(round(achieved * seconds), timeout_s=120)
     finally:
         sampler.stop.set()
         if projector is not None:

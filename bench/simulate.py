@@ -27,7 +27,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 import uuid
@@ -37,8 +36,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-
+from bench.lag import LagSampler, percentile
 from bench.topics import create_topics, delete_topics
 from migrations.run import upgrade
 from simulator.check import compare, read_projections
@@ -111,42 +109,6 @@ def baseline(day: Day, scenario: Scenario, work: Path) -> dict[str, Any]:
     return load_summary(report)
 
 
-class LagSampler(threading.Thread):
-    """Every quarter second: how far the newest stored ``received_at`` is behind the wall
-    clock (an upper bound of the lag of every hook answered before it)."""
-
-    def __init__(self, database_url: str) -> None:
-        super().__init__(daemon=True)
-        self.engine = create_engine(database_url)
-        self.samples: list[tuple[float, int, float | None]] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        query = text("SELECT count(*), extract(epoch FROM max(received_at)) FROM hook_events")
-        while not self.stop.wait(0.25):
-            with self.engine.connect() as conn:
-                count, newest = conn.execute(query).one()
-            now = time.time()
-            self.samples.append((now, count, None if newest is None else now - float(newest)))
-
-    def wait_for(self, total: int, timeout_s: float) -> float | None:
-        """Seconds until ``total`` events are stored, or None on timeout."""
-        started = time.time()
-        while time.time() - started < timeout_s:
-            if self.samples and self.samples[-1][1] >= total:
-                return time.time() - started
-            time.sleep(0.2)
-        return None
-
-
-def percentile(values: list[float], share: float) -> float | None:
-    """The ``share`` percentile of ``values`` (nearest rank), rounded; None when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 2)
-
-
 def end_to_end(day: Day, scenario: Scenario, workers: int, work: Path) -> dict[str, Any]:
     """The schedule through receiver, Kafka and projector into a fresh database, checked."""
     base = Settings.from_env(os.environ)
@@ -170,7 +132,7 @@ def end_to_end(day: Day, scenario: Scenario, workers: int, work: Path) -> dict[s
     cli = [sys.executable, "-m", "wcs_audit.cli"]
     try:
         upgrade(url)
-        sampler = LagSampler(url)
+        sampler = LagSampler(url, interval_s=0.25)
         with (
             server([*cli, "receiver"], env, receiver_url + "/healthz", work / "receiver.log"),
             server([*cli, "projector"], env, None, work / "projector.log"),

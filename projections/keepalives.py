@@ -1,7 +1,8 @@
 """The fast path for ``StreamKeepAliveEvent``: most of the traffic, a fraction of the work.
 
 Each leg and each session of a batch's keep-alives gets one *narrow* partial row: only the
-columns a keep-alive can set (:data:`LEG_COLUMNS`, :data:`SESSION_COLUMNS`). They merge by
+columns a keep-alive can set (leg: identity, first/last seen, start, ``createDate``, keep-alive
+count and time, status, attributes; session: identity, app, first/last seen). They merge by
 the rules of ``projections.merge`` and only those columns are written: the others stay as
 they are, which is what merging a partial row whose other columns are empty does. Widening a
 narrow row with ``Model.empty`` gives exactly the fold of ``session_part``/``stream_part`` of
@@ -21,15 +22,6 @@ from projections.merge import Row
 from projections.rows import SESSIONS, STREAMS, stream_attrs, text_of
 from projections.tables import sessions, streams
 from projections.upsert import upsert_model
-
-LEG_COLUMNS = (
-    "media_session_id", "node_id", "session_id", "app",
-    "first_seen_at", "last_seen_at", "started_at", "created_at",
-    "last_keepalive_at", "keepalive_count",
-    "status", "status_rank", "status_at", "status_event",
-    *STREAMS.attrs, STREAMS.attrs_at,
-)  # fmt: skip
-SESSION_COLUMNS = ("node_id", "session_id", "app", "first_seen_at", "last_seen_at")
 
 
 def _newest_first(event: Event) -> tuple[Any, ...]:
@@ -51,7 +43,7 @@ def group_by_leg(events: Sequence[Event]) -> dict[str, list[Event]]:
 
 
 def leg_row(leg: str, events: Sequence[Event]) -> Row:
-    """One narrow ``streams`` row (:data:`LEG_COLUMNS`) for all keep-alives of one leg."""
+    """One narrow ``streams`` row for all keep-alives of one leg."""
     ordered = sorted(events, key=_newest_first, reverse=True) if len(events) > 1 else events
     latest, first = ordered[0], ordered[-1].received_at
     created = [t for e in events if (t := from_millis(e.body.get("createDate"))) is not None]
@@ -102,7 +94,7 @@ def _leg_attrs(ordered: Sequence[Event]) -> Row:
 
 
 def session_rows(events: Sequence[Event]) -> list[Row]:
-    """One narrow ``sessions`` row (:data:`SESSION_COLUMNS`) per session."""
+    """One narrow ``sessions`` row (identity, app, first and last seen) per session."""
     rows: dict[tuple[str, str], Row] = {}
     for event in events:
         if event.session_id is None:

@@ -9,6 +9,7 @@ emptied at commit: ``ON COMMIT DELETE ROWS``) and are merged from there.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 from uuid import UUID
@@ -41,8 +42,10 @@ class JsonbDumper(JsonbBinaryDumper):
     _dumps = staticmethod(json_bytes)
 
 
+@functools.cache
 def copy_type(column: Column[Any]) -> str:
-    """The PostgreSQL type name psycopg encodes ``column``'s values as."""
+    """The PostgreSQL type name psycopg encodes ``column``'s values as (compiled once per
+    column: every batch COPYs the same columns)."""
     return str(column.type.compile(dialect=DIALECT)).lower()
 
 

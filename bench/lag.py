@@ -1,0 +1,50 @@
+"""The projector's lag as the benchmarks measure it, and percentiles of a series."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+
+from wcs_audit.stack.postgres import libpq_conninfo
+
+Sample = tuple[float, int, float | None]  # (wall time, hooks stored, lag in seconds)
+
+
+class LagSampler(threading.Thread):
+    """Every ``interval_s``: the time, the count of stored hooks and how far the newest stored
+    ``received_at`` is behind the wall clock (an upper bound of the lag of every hook answered
+    before it, while hooks keep coming)."""
+
+    def __init__(self, database_url: str, interval_s: float) -> None:
+        super().__init__(daemon=True)
+        self.conninfo = libpq_conninfo(database_url, None)
+        self.interval_s = interval_s
+        self.samples: list[Sample] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        query = "SELECT count(*), extract(epoch FROM max(received_at)) FROM hook_events"
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            while not self.stop.wait(self.interval_s):
+                count, newest = conn.execute(query).fetchone() or (0, None)
+                now = time.time()
+                self.samples.append((now, count, None if newest is None else now - float(newest)))
+
+    def wait_for(self, total: int, timeout_s: float) -> float | None:
+        """Seconds until ``total`` hooks are stored, or None on timeout."""
+        started = time.time()
+        while time.time() - started < timeout_s:
+            if self.samples and self.samples[-1][1] >= total:
+                return time.time() - started
+            time.sleep(0.1)
+        return None
+
+
+def percentile(values: list[float], share: float) -> float | None:
+    """The ``share`` percentile of ``values`` (nearest rank), rounded; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 2)
