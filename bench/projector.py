@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -35,6 +36,7 @@ from projections.consume import BatchResult
 from projections.decode import Event, decode_record
 from projections.stage import EVENT_COLUMNS, JsonbDumper, copy_type, event_rows
 from projections.tables import hook_events
+from wcs_audit.heap import settle_heap
 from wcs_audit.settings import Settings
 from wcs_audit.stack.postgres import create_database, drop_database, libpq_conninfo
 
@@ -165,6 +167,7 @@ async def run_projector(settings: Settings, total: int) -> Timing:
     projector = create_app(settings, fault=observe)
     timing.started, timing.cpu_started = time.perf_counter(), time.process_time()
     await projector.start()
+    settle_heap()  # as `wcs-audit projector` does once started
     try:
         await asyncio.wait_for(done.wait(), timeout=1800)
     finally:
@@ -219,6 +222,7 @@ async def main(sessions: int, keepalives: int) -> dict[str, Any]:
         projector_group=f"bench-{suffix}",
     )
     batch = envelopes(sessions, keepalives)
+    gc.freeze()  # the benchmark's own records: not the projector's garbage to scan
     keepalive_share = sum(e.hook == "StreamKeepAliveEvent" for e in batch) / len(batch)
     create_database(url)
     await create_topics(settings, [settings.topic])

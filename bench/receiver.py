@@ -168,6 +168,8 @@ def run_vegeta(vegeta: str, targets: Path, rate: int, seconds: int) -> dict[str,
     latencies = report["latencies"]
     return {
         "rate": report["rate"],
+        "requests": report["requests"],
+        "answered_200": report["status_codes"].get("200", 0),
         "throughput": report["throughput"],
         "success": report["success"],
         "p50_ms": latencies["50th"] / 1e6,
@@ -310,7 +312,7 @@ def report(
     answered = (
         r_tp["requests"]
         - r_tp["non_2xx"]
-        + sum(round(receiver[f"at_{rate}"]["success"] * rate * args.seconds) for rate in args.rates)
+        + sum(receiver[f"at_{rate}"]["answered_200"] for rate in args.rates)
     )
     results = {
         "args": vars(args),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 import signal
 import socket
@@ -29,6 +28,7 @@ from ingest.receive import JSON, TEXT, Answer, HookReceiver, Request
 from ingest.server import HttpServer
 from ingest.spool import Spool
 from ingest.topics import ensure_topics, max_record_bytes
+from wcs_audit.heap import settle_heap
 from wcs_audit.logs import configure_logging
 from wcs_audit.settings import Settings
 from wcs_audit.supervise import supervise
@@ -233,8 +233,7 @@ def run_worker(settings: Settings, sock: socket.socket, shared: Worker | None = 
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stopped.set)
         async with receiving(settings, sock, shared=shared):
-            # what start-up built lives as long as the process: the collector can skip it
-            gc.freeze()
+            settle_heap()
             logger.info("ingest.listening", extra={"address": sock.getsockname()[:2]})
             await stopped.wait()
 
