@@ -10,7 +10,9 @@ In one run it measures
 - **end to end**: the schedule sent to the real receiver (``--workers`` processes) on a fresh
   topic, with the real projector (timing scaled to the speed) writing a fresh database: rates,
   receive latency, the projector's lag (newest stored ``received_at`` behind the wall clock,
-  sampled every second, and the drain time after the last hook), and ``check``'s mismatches.
+  sampled every second, and the drain time after the last hook), and ``check``'s mismatches;
+- in both, the **CPU time per hook** of each component (sender, receiver, Kafka, projector,
+  PostgreSQL, echo), from ``/proc``: what the machine's cores allow end to end.
 
 Prints progress and a result line; writes JSON to ``bench/results/`` (ignored by git).
 """
@@ -36,6 +38,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from bench.cpu import busy_seconds_by_role, per_hook_us, snapshot
 from bench.lag import LagSampler, percentile
 from bench.topics import create_topics, delete_topics
 from migrations.run import upgrade
@@ -105,8 +108,10 @@ def baseline(day: Day, scenario: Scenario, work: Path) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}"
     with server(argv, dict(os.environ), None, work / "echo.log"):
         time.sleep(1)
+        before = snapshot()
         report = asyncio.run(send_day(day.sends, url + "/apps/wcs", scenario.speed))
-    return load_summary(report)
+        used = busy_seconds_by_role(before, snapshot())
+    return load_summary(report) | {"cpu_us_per_hook": per_hook_us(used, report.sent)}
 
 
 def end_to_end(day: Day, scenario: Scenario, workers: int, work: Path) -> dict[str, Any]:
@@ -138,10 +143,12 @@ def end_to_end(day: Day, scenario: Scenario, workers: int, work: Path) -> dict[s
             server([*cli, "projector"], env, None, work / "projector.log"),
         ):
             sampler.start()
+            before = snapshot()
             progress(f"end to end: {len(day.sends)} hooks, {workers} receiver worker(s) …")
             report = asyncio.run(send_day(day.sends, receiver_url + "/apps/wcs", scenario.speed))
             accepted = report.statuses.get("200", 0)
             drain = sampler.wait_for(accepted, timeout_s=600)
+            used = busy_seconds_by_role(before, snapshot())
             sampler.stop.set()
             sampler.join()
         truth = day.truth
@@ -157,6 +164,7 @@ def end_to_end(day: Day, scenario: Scenario, workers: int, work: Path) -> dict[s
     kinds = Counter(f"{m.table}.{m.column}" for m in mismatches)
     return {
         "load": load_summary(report),
+        "cpu_us_per_hook": per_hook_us(used, report.sent),  # until the projector drained
         "projector_drain_s_after_last_answer": None if drain is None else round(drain, 1),
         "projector_lag_s_max": round(max(lags), 2) if lags else None,
         "projector_lag_s_p50": percentile(lags, 0.50),

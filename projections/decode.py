@@ -124,13 +124,14 @@ def drop_secrets(value: Any, fields: Collection[str] = SECRET_FIELDS) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Secrets:
-    """The names of the fields whose values are secret."""
+    """The names of the fields whose values are secret (``spelled``: as UTF-8 bytes)."""
 
     fields: frozenset[str]
+    spelled: tuple[bytes, ...]
 
     @classmethod
     def of(cls, fields: Collection[str]) -> Secrets:
-        return cls(frozenset(fields))
+        return cls(frozenset(fields), tuple(sorted(field.encode() for field in fields)))
 
     def occur_in(self, value: Any) -> bool:
         """True if a key named in ``fields`` occurs in the parsed JSON ``value``, at any depth.
@@ -146,10 +147,16 @@ class Secrets:
         return False
 
     def occur_in_body(self, body: dict[str, Any], text: bytes) -> bool:
-        """:meth:`occur_in` of ``body``, parsed from ``text``; most bodies are flat, and a
-        text with one ``{`` and no ``[`` holds no nested container, so one set test does."""
+        """:meth:`occur_in` of ``body``, parsed from ``text``, mostly without walking it.
+
+        A key that JSON spells without ``\\u`` escapes appears in ``text`` as it is: a text
+        without escapes that holds no field name holds no secret. A text with one ``{`` and
+        no ``[`` holds no nested container: the top level is all there is to test.
+        """
         if not self.fields.isdisjoint(body):
             return True
+        if b"\\u" not in text and not any(name in text for name in self.spelled):
+            return False
         if text.count(b"{") == 1 and b"[" not in text:
             return False
         return self.occur_in(body)

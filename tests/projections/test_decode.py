@@ -105,6 +105,23 @@ def test_secret_fields_at_any_depth(value: Any, redacted: Any, dropped: Any) -> 
     assert DEFAULT_SECRETS.occur_in(value) == (value != redacted)
 
 
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        (b'{"custom": {"a": [1, {"b": "password"}]}}', False),  # the name only as a value
+        (b'{"custom": {"a": [1, {"passwords": 2}]}}', False),  # a longer key
+        (b'{"custom": {"a": [1, {"password": 2}]}}', True),
+        (b'{"custom": {"a": [1, {"pass\\u0077ord": 2}]}}', True),
+        (b'{"custom": {"x": "\\u0041", "token": 1}}', True),
+        (b'{"custom": {"x": "\\u0041"}, "n": [1]}', False),
+    ],
+)
+def test_secrets_in_nested_bodies_are_found_with_or_without_escapes(
+    text: bytes, secret: bool
+) -> None:
+    assert DEFAULT_SECRETS.occur_in_body(json.loads(text), text) is secret
+
+
 def test_a_secret_key_spelled_with_escapes_is_redacted_in_the_stored_payload() -> None:
     raw = b'{"sessionId": "s", "custom": [{"\\u0074oken": "t0p", "n": [1, {}]}]}'
     envelope = Envelope(

@@ -1,0 +1,75 @@
+"""CPU time by component of the local pipeline, from ``/proc`` (Linux), for the benchmarks.
+
+A snapshot sums user + system time of every live process under the role its command line
+names; the difference of two snapshots, divided by the hooks handled in between, is what each
+component costs per hook. Processes that start or end between the two snapshots are counted
+for the time they lived inside the window only if they were alive at both ends (the
+benchmarks take both while their services run).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+ROLES = (  # (role, what its command line contains), first match wins
+    ("kafka", "kafka.Kafka"),
+    ("postgresql", "postgres"),
+    ("receiver", "wcs_audit.cli receiver"),
+    ("projector", "wcs_audit.cli projector"),
+    ("echo", "bench.echo_app"),
+)
+
+
+def role_of(pid: int, cmdline: str, sender: int) -> str:
+    """The component a process belongs to; the benchmark's own process is the sender."""
+    if pid == sender:
+        return "sender"
+    for role, marker in ROLES:
+        if marker in cmdline:
+            return role
+    return "other"
+
+
+def process_seconds(stat: str) -> float:
+    """User + system CPU seconds from the text of ``/proc/<pid>/stat``."""
+    fields = stat.rsplit(")", 1)[1].split()  # the command name may hold spaces
+    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+
+
+def snapshot(sender: int | None = None) -> dict[int, tuple[str, float]]:
+    """Every live process: pid -> (role, CPU seconds so far)."""
+    sender = os.getpid() if sender is None else sender
+    processes: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (
+                (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+            )
+            seconds = process_seconds((entry / "stat").read_text())
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue  # ended meanwhile, or a kernel thread without a readable stat
+        processes[int(entry.name)] = (role_of(int(entry.name), cmdline, sender), seconds)
+    return processes
+
+
+def busy_seconds_by_role(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[str, float]:
+    """CPU seconds each role used between two snapshots (processes alive at both)."""
+    used: dict[str, float] = {}
+    for pid, (role, seconds) in after.items():
+        if pid in before:
+            used[role] = used.get(role, 0.0) + seconds - before[pid][1]
+    return used
+
+
+def per_hook_us(used: dict[str, float], hooks: int) -> dict[str, float]:
+    """Microseconds of CPU per hook for each role, and their total."""
+    costs = {role: round(seconds / max(hooks, 1) * 1e6, 1) for role, seconds in used.items()}
+    costs["total"] = round(sum(used.values()) / max(hooks, 1) * 1e6, 1)
+    return dict(sorted(costs.items()))
