@@ -25,6 +25,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from bench.cpu import busy_seconds_by_role, per_hook_us, snapshot
 from bench.lag import LagSampler, percentile
 from bench.projector import envelopes
 from bench.topics import create_topics, delete_topics
@@ -103,9 +104,11 @@ def main(rate: float, seconds: float, sessions: int) -> dict[str, Any]:
         projector = subprocess.Popen([sys.executable, "-m", "wcs_audit.cli", "projector"], env=env)
         time.sleep(3)  # joins the group before the clock starts
         sampler.start()
+        before = snapshot()
         achieved = asyncio.run(send_at_rate(settings, batch, rate, seconds))
         sent_until = time.time()
         drained = sampler.wait_for(round(achieved * seconds), timeout_s=120)
+        used = busy_seconds_by_role(before, snapshot())
     finally:
         sampler.stop.set()
         if projector is not None:
@@ -124,6 +127,7 @@ def main(rate: float, seconds: float, sessions: int) -> dict[str, Any]:
         "lag_s_p50": percentile(lags, 0.50),
         "lag_s_p99": percentile(lags, 0.99),
         "lag_s_max": round(max(lags), 2) if lags else None,
+        "cpu_us_per_hook": per_hook_us(used, round(achieved * seconds)),  # sender: the producer
         "cpus": os.cpu_count(),
     }
 

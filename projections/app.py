@@ -107,7 +107,10 @@ def create_app(settings: Settings, fault: Fault | None = None) -> Projector:
         log_level=logging.DEBUG,
     )
     config = ProjectorConfig.from_settings(settings)
-    pipeline = BatchPipeline(engine, config, metrics, state, fault)
+    pipeline = BatchPipeline(
+        engine, config, metrics, state, fault=fault,
+        interval_s=settings.projector_batch_interval_ms / 1000,
+    )  # fmt: skip
     subscribers: list[Any] = []
     listener = SeekToStoredPositions(
         engine, settings.projector_group, lambda: subscribers[0].consumer, state, pipeline.drain

@@ -91,9 +91,12 @@ class BatchPipeline:
         config: ProjectorConfig,
         metrics: ProjectorMetrics,
         state: ProjectorState,
+        *,
         fault: Fault | None = None,
+        interval_s: float = 0.0,
     ) -> None:
         self._engine = engine
+        self._interval_s = interval_s
         self._config = config
         self._metrics = metrics
         self._state = state
@@ -104,7 +107,14 @@ class BatchPipeline:
 
     async def handle(self, message: KafkaMessage) -> None:
         """The FastStream batch handler: decodes, waits for the previous batch, starts this
-        one's transaction and returns."""
+        one's transaction and returns, at the earliest ``interval_s`` after it was called.
+
+        A transaction costs ~10 ms of CPU however few records it holds, and a fetch returns
+        whatever arrived since the last one: without the interval, a projector at a moderate
+        rate spent more CPU per event than one at full speed (515 against 128 µs measured),
+        CPU the receiver and Kafka on the same machine lack. The wait overlaps the batch's
+        own transaction, so it adds nothing once transactions take longer.
+        """
         self._refuse_if_stopped()
         records: Sequence[RecordLike] = message.raw_message
         started = time.perf_counter()
@@ -116,6 +126,9 @@ class BatchPipeline:
         await self.drain()
         self._refuse_if_stopped()
         self._in_flight = asyncio.create_task(self._apply(batch, started))
+        pause = started + self._interval_s - time.perf_counter()
+        if pause > 0:
+            await asyncio.sleep(pause)
 
     async def drain(self) -> None:
         """Returns once the batch in flight, if any, has committed or failed (never raises:

@@ -151,6 +151,7 @@ class Settings:
     projector_group: str = _env("PROJECTOR_GROUP", str, "wcs-audit-projections")
     projector_batch_size: int = _env("PROJECTOR_BATCH_SIZE", _positive_int, 5000)
     projector_batch_timeout_ms: int = _env("PROJECTOR_BATCH_TIMEOUT_MS", _positive_int, 200)
+    projector_batch_interval_ms: int = _env("PROJECTOR_BATCH_INTERVAL_MS", _int, 200)
     projector_retry_window_s: float = _env("PROJECTOR_RETRY_WINDOW_S", _float, 5.0)
     projector_keepalive_interval_s: float = _env("PROJECTOR_KEEPALIVE_INTERVAL_S", _float, 10.0)
     projector_keepalive_misses: int = _env("PROJECTOR_KEEPALIVE_MISSES", _positive_int, 3)

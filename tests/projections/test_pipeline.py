@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from projections.app import create_app
+from projections.consume import BatchResult
 from projections.pipeline import EventClock
 from tests.projections.story import (
     PUB,
@@ -77,3 +78,38 @@ async def test_a_leg_whose_keepalives_stop_ends_without_any_later_event(
     leg = by_key(table_rows(settings, "streams", "media_session_id"), "media_session_id")[PUB]
     assert leg["inferred_reason"] == "inferred: no keep-alive for 3 s"
     assert leg["inferred_end_at"] == leg["last_seen_at"]
+
+
+async def test_records_arriving_one_by_one_gather_into_batches_at_most_one_per_interval(
+    projector_settings: Settings,
+) -> None:
+    interval_s = 0.5
+    settings = projector_settings.replace(
+        projector_batch_interval_ms=round(interval_s * 1000),
+        projector_retry_window_s=0.5,  # the keep-alives below are 1 s apart: none is a retry
+    )
+    keepalive = sample("StreamKeepAliveEvent")
+    written: list[float] = []
+
+    async def observe(point: str, _: BatchResult) -> None:
+        if point == "written":
+            written.append(asyncio.get_running_loop().time())
+
+    projector = create_app(settings, fault=observe)
+    await projector.start()
+    try:
+        for index in range(12):  # one record per produce, each its own connection: ~1 s
+            await produce(
+                settings, [story_event(index, "StreamKeepAliveEvent", keepalive, index).envelope()]
+            )
+        ends = await end_offsets(settings)
+        await wait_for(lambda: caught_up(settings, ends))
+    finally:
+        await projector.stop()
+    assert projector.state.error is None
+    legs = by_key(table_rows(settings, "streams", "media_session_id"), "media_session_id")
+    assert legs[PUB]["keepalive_count"] == 12
+    # handle() returns no sooner than interval_s after it was called, so k batches span at
+    # least (k - 1) intervals, less the first batch's own decoding
+    span = written[-1] - written[0]
+    assert len(written) <= (span + 0.25) / interval_s + 1
