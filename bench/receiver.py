@@ -33,6 +33,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from bench.cpu import busy_seconds_by_role, per_hook_us, snapshot
 from wcs_audit.settings import Settings
 from wcs_audit.stack import stack_up
 
@@ -228,14 +229,22 @@ def measure(
     vegeta_targets(mix, url, work / "targets.jsonl")
     with server(argv, env, url, work / f"{name}.log"):
         progress(f"{name}: wrk, {args.seconds}s closed loop …")
+        before = snapshot()
         throughput = run_wrk(tools[0], work / "mix.lua", url, args.seconds)
+        used = busy_seconds_by_role(before, snapshot())
         progress(f"{name}: {throughput['ok_rate']:.0f} hooks/s")
-        results = {"throughput": throughput}
+        results = {
+            "throughput": throughput,
+            "cpu_throughput": per_hook_us(used, round(throughput["requests"])),
+        }
         for rate in args.rates:
             progress(f"{name}: vegeta {rate}/s open loop …")
+            before = snapshot()
             latency = run_vegeta(tools[1], work / "targets.jsonl", rate, args.seconds)
+            used = busy_seconds_by_role(before, snapshot())
             progress(f"{name}: p50 {latency['p50_ms']:.2f} ms, p99 {latency['p99_ms']:.2f} ms")
             results[f"at_{rate}"] = latency
+            results[f"cpu_at_{rate}"] = per_hook_us(used, round(latency["requests"]))
     return results
 
 
@@ -341,6 +350,9 @@ def report(
             ("success", "answered"),
         ):
             lines.append(f"{f'at {rate}/s {unit}':24}{e_lat[key]:>16.2f}{r_lat[key]:>12.2f}")
+    for phase in ("throughput", *(f"at_{rate}" for rate in args.rates)):
+        costs = ", ".join(f"{role} {us:.0f}" for role, us in receiver[f"cpu_{phase}"].items())
+        lines.append(f"receiver CPU us/hook, {phase}: {costs}")
     lines += [f"records in Kafka: {kept} (answered 200: {answered})", f"results: {out}"]
     print("\n" + "\n".join(lines))
 
