@@ -1,6 +1,7 @@
 """Benchmark (not a test): the projector's lag at a fixed hook rate, receiver aside.
 
     .venv/bin/python -m bench.projector_lag [--rate 5000] [--seconds 30] [--sessions 3000]
+                                            [--projectors 1]
 
 Records shaped like the receiver's (the keep-alive-heavy mix of ``bench.projector``, stamped
 ``received-at`` = the moment they are sent) go to a fresh topic open-loop at ``--rate`` per
@@ -94,7 +95,7 @@ async def send_at_rate(
         await producer.stop()
 
 
-def main(rate: float, seconds: float, sessions: int) -> dict[str, Any]:
+def main(rate: float, seconds: float, sessions: int, projectors: int) -> dict[str, Any]:
     base = Settings.from_env(os.environ)
     suffix = uuid.uuid4().hex[:8]
     url = base.database_url.rsplit("/", 1)[0] + f"/bench_lag_{suffix}"
@@ -112,10 +113,13 @@ def main(rate: float, seconds: float, sessions: int) -> dict[str, Any]:
         "WCS_AUDIT_LOG_LEVEL": os.environ.get("WCS_AUDIT_LOG_LEVEL", "WARNING"),
     }
     sampler = LagSampler(url, interval_s=0.1)
-    projector = None
+    running: list[subprocess.Popen[bytes]] = []
     try:
         upgrade(url)
-        projector = subprocess.Popen([sys.executable, "-m", "wcs_audit.cli", "projector"], env=env)
+        for _ in range(projectors):  # one consumer group: the partitions are shared out
+            running.append(
+                subprocess.Popen([sys.executable, "-m", "wcs_audit.cli", "projector"], env=env)
+            )
         time.sleep(3)  # joins the group before the clock starts
         sampler.start()
         before = snapshot()
@@ -125,8 +129,9 @@ def main(rate: float, seconds: float, sessions: int) -> dict[str, Any]:
         used = busy_seconds_by_role(before, snapshot())
     finally:
         sampler.stop.set()
-        if projector is not None:
+        for projector in running:
             projector.terminate()
+        for projector in running:
             projector.wait(timeout=60)
         asyncio.run(delete_topics(settings, [settings.topic]))
         drop_database(url)
@@ -151,8 +156,9 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=5000)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--sessions", type=int, default=3000)
+    parser.add_argument("--projectors", type=int, default=1)
     args = parser.parse_args()
-    result = main(args.rate, args.seconds, args.sessions)
+    result = main(args.rate, args.seconds, args.sessions, args.projectors)
     print(json.dumps(result))
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
