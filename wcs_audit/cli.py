@@ -108,10 +108,23 @@ def cmd_run(_: argparse.Namespace, settings: Settings) -> int:
     supervise(
         [
             ("receiver", functools.partial(cmd_receiver, argparse.Namespace(), settings)),
-            ("projector", functools.partial(cmd_projector, argparse.Namespace(), settings)),
+            *(
+                (f"projector-{index}", functools.partial(cmd_projector, argparse.Namespace(), one))
+                for index, one in enumerate(projector_settings(settings))
+            ),
         ]
     )
     return 0
+
+
+def projector_settings(settings: Settings) -> list[Settings]:
+    """The settings of each of ``projector_processes`` projectors (one consumer group): the
+    metrics port of the N-th is the configured one + N (0 stays 0: any free port)."""
+    port = settings.projector_metrics_port
+    return [
+        settings.replace(projector_metrics_port=port + index if port else 0)
+        for index in range(settings.projector_processes)
+    ]
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
