@@ -2,10 +2,9 @@
 
 A snapshot sums user + system time of every live process under the role its command line
 names; the difference of two snapshots, divided by the hooks handled in between, is what each
-component costs per hook. Processes that start or end between the two snapshots are counted
-for the time they lived inside the window only if they were alive at both ends (the
-benchmarks take both while their services run; a load tool that runs as a child for the
-window, like wrk or vegeta, is not counted).
+component costs per hook. Only processes alive at both snapshots count (the benchmarks take
+both while their services run; a load tool that runs as a child within the window, like wrk or
+vegeta, is not counted).
 
 On this VM the figures depend on the load: at a few hundred hooks/s the receiver used
 ~2 ms of CPU per hook (every process wakes up for every request, and a waking vCPU is slow),

@@ -71,20 +71,19 @@ async def send_at_rate(
         observe=lambda _: None,
     )
     try:
-        started, sent, pending = time.monotonic(), 0, {}
+        started, sent, pending = time.monotonic(), 0, set()
         while (elapsed := time.monotonic() - started) < seconds:
             for _ in range(int(elapsed * rate) - sent):  # open loop: catch up to the schedule
                 envelope = restamped(batch[sent % len(batch)], time.time_ns() // 1000)
                 record = SpooledRecord(
                     settings.topic, envelope.key, envelope.value, envelope.headers()
                 )
-                joined = batcher.add(record)
-                pending[id(joined)] = joined
+                pending.add(batcher.add(record))
                 sent += 1
             if int(elapsed) != int(elapsed - TICK_S):  # about once a second
                 print(f"\rsent {sent}", end="", file=sys.stderr, flush=True)
             await asyncio.sleep(TICK_S)
-        outcomes = await asyncio.gather(*(joined.fate for joined in pending.values()))
+        outcomes = await asyncio.gather(*(joined.fate for joined in pending))
         failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         if failed:
             raise RuntimeError(f"{len(failed)} batches failed, first: {failed[0]!r}")

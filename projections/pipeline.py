@@ -109,7 +109,7 @@ class BatchPipeline:
         """The FastStream batch handler: decodes, waits for the previous batch, starts this
         one's transaction and returns, at the earliest ``interval_s`` after it was called.
 
-        A transaction costs ~10 ms of CPU however few records it holds, and a fetch returns
+        A transaction costs milliseconds of CPU however few records it holds, and a fetch returns
         whatever arrived since the last one: without the interval, a projector at a moderate
         rate spent more CPU per event than one at full speed (515 against 128 µs measured),
         CPU the receiver and Kafka on the same machine lack. The wait overlaps the batch's

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -29,6 +30,14 @@ def stack(base_settings: Settings) -> Settings:
 
 def unique_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+def wait_for(condition: Callable[[], bool], within: float = 20) -> None:
+    """Polls ``condition`` until true; fails the test after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 @pytest.fixture

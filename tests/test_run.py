@@ -6,9 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -16,6 +14,7 @@ import psycopg
 import pytest
 
 from migrations.run import upgrade
+from tests.conftest import wait_for
 from tests.ingest.conftest import free_port, receiver_env
 from tests.samples import SAMPLES
 from wcs_audit.cli import projector_settings
@@ -31,13 +30,6 @@ def answers(url: str) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
-
-
-def wait_until(condition: Callable[[], bool], within: float = 60) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 def test_projector_metrics_ports_follow_the_configured_one() -> None:
@@ -73,7 +65,7 @@ def test_run_starts_the_receiver_and_two_projectors_that_share_the_partitions(
         health = [
             f"http://127.0.0.1:{p}/healthz" for p in (http_port, metrics_port, metrics_port + 1)
         ]
-        wait_until(lambda: all(answers(url) for url in health))
+        wait_for(lambda: all(answers(url) for url in health), within=60)
         sessions = [f"run-session-{index}" for index in range(30)]
         body = orjson.loads((SAMPLES / "connect.json").read_bytes())
         for session in sessions:  # keys spread over the topic's partitions
@@ -92,7 +84,7 @@ def test_run_starts_the_receiver_and_two_projectors_that_share_the_partitions(
                 ).fetchone()
             return rows is not None and rows[0] == len(sessions)
 
-        wait_until(projected)
+        wait_for(projected, within=60)
         for port in (metrics_port, metrics_port + 1):  # each consumed a share of the 3 partitions
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
                 text = page.read().decode()

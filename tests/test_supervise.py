@@ -7,9 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from tests.conftest import wait_for
 
 CHILD = """
 import signal, sys, time
@@ -35,13 +35,6 @@ def child() -> None:
 
 supervise([("child", child)])
 """
-
-
-def wait_for(condition: Callable[[], bool], within: float = 20) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_child_restarted_and_ctrl_c_gives_one_sigterm(tmp_path: Path) -> None:
