@@ -1,15 +1,20 @@
 """The local broker is a real Kafka: a produce/consume round trip over loopback; starts of
-the stack do not overlap."""
+the stack do not overlap, and a service that runs is never started a second time."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from tests.ingest.conftest import free_port
 from wcs_audit.settings import Settings
-from wcs_audit.stack import stack_lock, stack_status, stack_up
+from wcs_audit.stack import StackError, stack_lock, stack_status, stack_up
+from wcs_audit.stack.kafka import KafkaPaths, kafka_running, start_kafka, stop_kafka
+from wcs_audit.stack.postgres import start_postgres
 
 pytestmark = pytest.mark.kafka
 
@@ -68,3 +73,45 @@ def test_a_second_stack_up_waits_for_the_first_then_reuses_the_services(stack: S
     thread.join(timeout=60)
     assert finished.is_set()
     assert stack_status(stack).kafka_up
+
+
+def test_a_live_broker_that_does_not_answer_is_waited_for_never_started_twice(
+    stack: Settings,
+) -> None:
+    if not kafka_running(stack):
+        pytest.skip("Kafka here is not the local stack's")
+    paths = KafkaPaths.of(stack)
+    pid = paths.pid.read_text()
+    elsewhere = stack.replace(kafka_bootstrap=f"127.0.0.1:{free_port()}")  # same data directory
+    with pytest.raises(StackError, match=rf"Kafka \(pid {pid}\) did not answer at 127\.0\.0\.1"):
+        start_kafka(elsewhere, ready_timeout_s=1.0)
+    assert paths.pid.read_text() == pid  # no second broker was started
+    assert stack_status(stack).kafka_up
+
+
+def test_a_pid_file_naming_another_process_stops_nothing(stack: Settings, tmp_path: Path) -> None:
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        elsewhere = stack.replace(state_dir=tmp_path)
+        paths = KafkaPaths.of(elsewhere)
+        paths.home.mkdir(parents=True)
+        paths.pid.write_text(str(bystander.pid))  # a stale pid, since given to another process
+        assert not kafka_running(elsewhere)
+        assert stop_kafka(elsewhere) is False
+        assert bystander.poll() is None
+        assert not paths.pid.exists()
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+@pytest.mark.postgres
+def test_a_live_postgres_that_refuses_connections_is_waited_for_never_started_twice(
+    stack: Settings,
+) -> None:
+    if not stack.uses_local_postgres:
+        pytest.skip("PostgreSQL here is not the local stack's")
+    elsewhere = stack.replace(postgres_port=free_port())  # same data directory, nobody there
+    with pytest.raises(StackError, match="PostgreSQL runs but refused connections for 1s"):
+        start_postgres(elsewhere, ready_timeout_s=1.0)
+    assert stack_status(stack).postgres_up

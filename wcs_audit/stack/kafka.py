@@ -225,15 +225,21 @@ def answers_metadata(bootstrap: str) -> bool:
     return asyncio.run(_answers_metadata(bootstrap))
 
 
-def start_kafka(settings: Settings) -> None:
+def start_kafka(settings: Settings, ready_timeout_s: float = READY_TIMEOUT_S) -> None:
     """Starts the local broker unless one already answers; returns once it answers metadata.
 
-    Raises :class:`StackError` with the log's tail when the broker exits or does not get ready.
+    A broker this stack started that is alive but slow to answer (busy, still loading its
+    logs) is waited for, never started a second time on the same data directory. Raises
+    :class:`StackError` with the log's tail when the broker exits or does not get ready.
     """
     if answers_metadata(settings.kafka_bootstrap):
         return
-    java = check_java()
     paths = KafkaPaths.of(settings)
+    running = our_broker_pid(paths)
+    if running is not None:
+        wait_until_ready(settings.kafka_bootstrap, running, paths.log, ready_timeout_s)
+        return
+    java = check_java()
     fetch_jars(paths)
     paths.data.mkdir(parents=True, exist_ok=True)
     paths.config.write_text(server_properties(settings, paths))
@@ -255,12 +261,12 @@ def start_kafka(settings: Settings) -> None:
             log=paths.log,
         )
     paths.pid.write_text(str(pid))
-    wait_until_ready(settings.kafka_bootstrap, pid, paths.log)
+    wait_until_ready(settings.kafka_bootstrap, pid, paths.log, ready_timeout_s)
 
 
-def wait_until_ready(bootstrap: str, pid: int, log: Path) -> None:
+def wait_until_ready(bootstrap: str, pid: int, log: Path, timeout_s: float) -> None:
     """Polls the broker until it answers metadata, the process dies, or the time runs out."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not pid_alive(pid):
             raise StackError(f"Kafka exited during start-up; {log}:\n{tail(log.read_text())}")
@@ -268,16 +274,36 @@ def wait_until_ready(bootstrap: str, pid: int, log: Path) -> None:
             return
         time.sleep(0.5)
     raise StackError(
-        f"Kafka did not answer within {READY_TIMEOUT_S:.0f}s; {log}:\n{tail(log.read_text())}"
+        f"Kafka (pid {pid}) did not answer at {bootstrap} within {timeout_s:.0f}s; "
+        f"{log}:\n{tail(log.read_text())}"
     )
+
+
+def our_broker_pid(paths: KafkaPaths) -> int | None:
+    """The pid of the live broker this stack started from ``paths``, or None.
+
+    The pid file alone is not trusted: a pid recorded before a reboot or a crash may since have
+    been given to another process, which must be neither waited for nor stopped.
+    """
+    pid = read_pid(paths.pid)
+    if pid is None or not pid_alive(pid):
+        return None
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return None
+    return pid if str(paths.config).encode() in argv else None
 
 
 def stop_kafka(settings: Settings) -> bool:
     """Stops the broker this stack started (a clean controlled shutdown). False if none ran."""
-    return stop_pid(KafkaPaths.of(settings).pid, grace_s=60.0)
+    paths = KafkaPaths.of(settings)
+    if our_broker_pid(paths) is None:
+        paths.pid.unlink(missing_ok=True)
+        return False
+    return stop_pid(paths.pid, grace_s=60.0)
 
 
 def kafka_running(settings: Settings) -> bool:
     """True when the broker this stack started is alive."""
-    pid = read_pid(KafkaPaths.of(settings).pid)
-    return pid is not None and pid_alive(pid)
+    return our_broker_pid(KafkaPaths.of(settings)) is not None

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from wcs_audit.settings import Settings
 from wcs_audit.stack.process import StackError, tail
 
 ROLE = "wcs_audit"
+READY_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +147,7 @@ def accepts_connections(url: str, dbname: str = "postgres") -> bool:
     return True
 
 
-def start_postgres(settings: Settings) -> None:
+def start_postgres(settings: Settings, ready_timeout_s: float = READY_TIMEOUT_S) -> None:
     """Starts the local server unless it already answers, then creates the database if missing.
 
     Blocks until the server accepts connections (``pg_ctl -w``).
@@ -153,6 +155,10 @@ def start_postgres(settings: Settings) -> None:
     if not accepts_connections(settings.database_url):
         bindir = find_bindir() or install_server()
         paths = PostgresPaths.of(settings)
+        if server_running(bindir, paths):  # slow to answer, not gone: never start it twice
+            wait_for_connections(settings.database_url, ready_timeout_s, paths.log)
+            create_database(settings.database_url)
+            return
         prepare_dirs(paths)
         init_cluster(bindir, paths)
         options = (
@@ -175,6 +181,26 @@ def start_postgres(settings: Settings) -> None:
             ]
         )
     create_database(settings.database_url)
+
+
+def server_running(bindir: Path, paths: PostgresPaths) -> bool:
+    """True when ``pg_ctl status`` finds a live server on the cluster's data directory."""
+    if not (paths.data / "postmaster.pid").exists():
+        return False
+    status = [str(bindir / "pg_ctl"), "-D", str(paths.data), "status"]
+    return subprocess.run(as_server_user(status), capture_output=True, check=False).returncode == 0
+
+
+def wait_for_connections(url: str, timeout_s: float, log: Path) -> None:
+    """Polls until the server accepts connections; raises :class:`StackError` with its log."""
+    deadline = time.monotonic() + timeout_s
+    while not accepts_connections(url):
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"PostgreSQL runs but refused connections for {timeout_s:.0f}s; {log}:\n"
+                f"{tail(log.read_text())}"
+            )
+        time.sleep(0.5)
 
 
 def create_database(url: str) -> None:
