@@ -2,12 +2,17 @@
 server measured in the same run as the ceiling.
 
     .venv/bin/python -m bench.receiver [--workers 2] [--seconds 15] [--rates 1000,2500,5000]
+        [--rounds 3] [--warmup 5]
 
-Two measurements per server, each on a fresh topic:
+Each server first gets ``--warmup`` seconds of wrk that are not measured (the Kafka JVM's JIT
+compiles the produce path in its first seconds of load: a cold first round measured the
+receiver 40 % slower). Then, ``--rounds`` times, echo and receiver alternately (so drift of
+this shared machine hits both alike), two measurements per server:
 - **throughput**: wrk (closed loop, 128 connections) for ``--seconds``: hooks/s answered 200;
 - **latency at fixed rates**: vegeta (open loop, so queueing shows honestly) at each of
   ``--rates`` hooks/s: p50/p99/max and the share answered 200 (within vegeta's 15 s timeout).
-The receiver runs with ``acks=all`` and an idempotent producer, as in production. Results go to
+The report gives each figure's median over the rounds, with its range. The receiver runs with
+``acks=all`` and an idempotent producer, as in production, all on one topic. Results go to
 stdout and to ``bench/results/receiver-<time>.json``. This is a benchmark, not a test.
 """
 
@@ -23,6 +28,7 @@ import random
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -223,20 +229,21 @@ def measure(
     tools: tuple[str, str],
     work: Path,
 ) -> dict[str, dict[str, float]]:
+    """One round against one server: warm-up, wrk throughput, then vegeta at each rate."""
     url = f"http://127.0.0.1:{port}"
     mix = hook_mix(20_000, sessions=2_000)
     wrk_script(mix, work / "mix.lua")
     vegeta_targets(mix, url, work / "targets.jsonl")
     with server(argv, env, url, work / f"{name}.log"):
+        progress(f"{name}: warm-up, {args.warmup}s (not measured) …")
+        results = {"warmup": run_wrk(tools[0], work / "mix.lua", url, args.warmup)}
         progress(f"{name}: wrk, {args.seconds}s closed loop …")
         before = snapshot()
         throughput = run_wrk(tools[0], work / "mix.lua", url, args.seconds)
         used = busy_seconds_by_role(before, snapshot())
         progress(f"{name}: {throughput['ok_rate']:.0f} hooks/s")
-        results = {
-            "throughput": throughput,
-            "cpu_throughput": per_hook_us(used, round(throughput["requests"])),
-        }
+        results["throughput"] = throughput
+        results["cpu_throughput"] = per_hook_us(used, round(throughput["requests"]))
         for rate in args.rates:
             progress(f"{name}: vegeta {rate}/s open loop …")
             before = snapshot()
@@ -248,6 +255,9 @@ def measure(
     return results
 
 
+Round = dict[str, dict[str, float]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -255,6 +265,8 @@ def main() -> None:
     parser.add_argument(
         "--rates", type=lambda text: [int(r) for r in text.split(",")], default=[1000, 2500, 5000]
     )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=5)
     args = parser.parse_args()
 
     settings = Settings.from_env(os.environ)
@@ -272,87 +284,87 @@ def main() -> None:
         "WCS_AUDIT_RECEIVER_WORKERS": str(args.workers),
         "WCS_AUDIT_HTTP_PORT": "9391",
     }
-    echo = measure(
-        "echo",
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.echo_app:app",
-            "--port",
-            "9390",
-            "--workers",
-            str(args.workers),
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        {**os.environ, "PYTHONPATH": str(ROOT)},
-        9390,
-        args,
-        tools,
-        work,
-    )
-    receiver = measure(
-        "receiver",
-        [sys.executable, "-m", "wcs_audit.cli", "receiver"],
-        env,
-        9391,
-        args,
-        tools,
-        work,
-    )
+    echo_argv = [
+        sys.executable, "-m", "uvicorn", "bench.echo_app:app", "--port", "9390",
+        "--workers", str(args.workers), "--loop", "uvloop", "--http", "httptools",
+        "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    echo_env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    receiver_argv = [sys.executable, "-m", "wcs_audit.cli", "receiver"]
+    echoes: list[Round] = []
+    receivers: list[Round] = []
+    for number in range(1, args.rounds + 1):
+        progress(f"round {number} of {args.rounds}")
+        echoes.append(measure("echo", echo_argv, echo_env, 9390, args, tools, work))
+        receivers.append(measure("receiver", receiver_argv, env, 9391, args, tools, work))
     kept = asyncio.run(records_in(settings, topic))
-    report(args, echo, receiver, kept)
+    report(args, echoes, receivers, kept)
+
+
+def answered_200(rounds: list[Round], rates: list[int]) -> int:
+    """Requests of every wrk and vegeta run of ``rounds`` answered 200."""
+    wrk = sum(
+        r[run]["requests"] - r[run]["non_2xx"] for r in rounds for run in ("warmup", "throughput")
+    )
+    return round(wrk + sum(r[f"at_{rate}"]["answered_200"] for r in rounds for rate in rates))
+
+
+def spread(values: list[float], digits: int) -> str:
+    """The median of ``values``, and their range when there are several."""
+    median = statistics.median(values)
+    if len(values) == 1:
+        return f"{median:.{digits}f}"
+    return f"{median:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
 def report(
-    args: argparse.Namespace,
-    echo: dict[str, dict[str, float]],
-    receiver: dict[str, dict[str, float]],
-    kept: int,
+    args: argparse.Namespace, echoes: list[Round], receivers: list[Round], kept: int
 ) -> None:
-    e_tp, r_tp = echo["throughput"], receiver["throughput"]
-    ratio = r_tp["ok_rate"] / e_tp["ok_rate"]
-    answered = (
-        r_tp["requests"]
-        - r_tp["non_2xx"]
-        + sum(receiver[f"at_{rate}"]["answered_200"] for rate in args.rates)
-    )
+    ratios = [
+        r["throughput"]["ok_rate"] / e["throughput"]["ok_rate"]
+        for e, r in zip(echoes, receivers, strict=True)
+    ]
+    answered = answered_200(receivers, args.rates)
+    out = ROOT / "bench" / "results" / f"receiver-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(exist_ok=True)
     results = {
         "args": vars(args),
-        "echo": echo,
-        "receiver": receiver,
-        "receiver_over_echo": ratio,
+        "echo": echoes,
+        "receiver": receivers,
+        "receiver_over_echo": ratios,
         "records_in_kafka": kept,
         "answered_200": answered,
     }
-    out = ROOT / "bench" / "results" / f"receiver-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
+
+    def row(label: str, key: tuple[str, str], digits: int) -> str:
+        phase, figure = key
+        e = spread([r[phase][figure] for r in echoes], digits)
+        v = spread([r[phase][figure] for r in receivers], digits)
+        return f"{label:22}{e:>24}{v:>24}"
+
     lines = [
         f"receiver benchmark ({args.workers} worker(s), acks=all, idempotent, "
-        f"{args.seconds}s per run)",
-        f"{'':24}{'echo (ceiling)':>16}{'receiver':>12}",
-        f"{'throughput hooks/s':24}{e_tp['ok_rate']:>16.0f}{r_tp['ok_rate']:>12.0f}"
-        f"   ratio {ratio:.2f}",
+        f"{args.seconds}s per run, median (range) of {args.rounds} round(s))",
+        f"{'':22}{'echo (ceiling)':>24}{'receiver':>24}",
+        row("throughput hooks/s", ("throughput", "ok_rate"), 0),
+        f"{'receiver / echo':22}{'':>24}{spread(ratios, 2):>24}",
     ]
     for rate in args.rates:
-        e_lat, r_lat = echo[f"at_{rate}"], receiver[f"at_{rate}"]
-        for key, unit in (
-            ("p50_ms", "p50 ms"),
-            ("p99_ms", "p99 ms"),
-            ("max_ms", "max ms"),
-            ("success", "answered"),
+        for figure, unit, digits in (
+            ("p50_ms", "p50 ms", 2),
+            ("p99_ms", "p99 ms", 2),
+            ("max_ms", "max ms", 1),
+            ("success", "answered", 3),
         ):
-            lines.append(f"{f'at {rate}/s {unit}':24}{e_lat[key]:>16.2f}{r_lat[key]:>12.2f}")
+            lines.append(row(f"at {rate}/s {unit}", (f"at_{rate}", figure), digits))
     for phase in ("throughput", *(f"at_{rate}" for rate in args.rates)):
-        costs = ", ".join(f"{role} {us:.0f}" for role, us in receiver[f"cpu_{phase}"].items())
-        lines.append(f"receiver CPU us/hook, {phase}: {costs}")
+        roles = receivers[0][f"cpu_{phase}"]
+        costs = ", ".join(
+            f"{role} {statistics.median(r[f'cpu_{phase}'].get(role, 0.0) for r in receivers):.0f}"
+            for role in roles
+        )
+        lines.append(f"receiver CPU us/hook (median), {phase}: {costs}")
     lines += [f"records in Kafka: {kept} (answered 200: {answered})", f"results: {out}"]
     print("\n" + "\n".join(lines))
 
