@@ -1,22 +1,32 @@
 """Benchmark (not a test): events/s from Kafka into PostgreSQL for a keep-alive-heavy mix.
 
-    .venv/bin/python -m bench.projector [--sessions 2000] [--keepalives 20]
+    .venv/bin/python -m bench.projector [--sessions 2000] [--keepalives 20] [--rounds 3]
 
-Builds a fresh topic and database on the local stack, produces the story of ``--sessions``
-WCS sessions (each: connect, ESTABLISHED, one publisher and two players with
-``--keepalives`` keep-alives per leg, then the ends and DISCONNECTED: about 85% keep-alives),
-runs the real projector over it and, in the same run, measures the ceiling: a raw
-``COPY`` of the same ``hook_events`` rows into an identical table. Prints progress and a result
-line; writes JSON to ``bench/results/`` (ignored by git).
+Produces, once, to a fresh topic the story of ``--sessions`` WCS sessions as the receiver
+writes it (each: connect, ESTABLISHED, one publisher and two players with ``--keepalives``
+keep-alives per leg, then the ends and DISCONNECTED: about 85% keep-alives; bodies are the
+reference samples with the session's ids, secrets redacted as the receiver redacts them).
+Then, ``--rounds`` times, into a fresh database:
+
+- **projector**: the real projector (``wcs-audit projector``, its own process) consumes the
+  whole topic; the rate and the CPU are taken from the first committed batch to the last
+  (positions polled every 20 ms), so process start and the group join are left out;
+- **ceiling**: a raw binary ``COPY`` of the same ``hook_events`` rows into an identical table
+  (same indexes), PostgreSQL's own speed for these rows.
+
+Prints progress, each round, and each figure's median and range over the rounds, with the CPU
+per event of the projector and of the whole machine (PostgreSQL's backends included); writes
+JSON to ``bench/results/`` (ignored by git).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
+import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -25,90 +35,108 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 from aiokafka import AIOKafkaProducer
 
+from bench.cpu import busy_seconds_by_role, snapshot
 from bench.topics import create_topics, delete_topics
 from ingest.envelope import Envelope, uuid7
+from ingest.redact import Redactor
 from migrations.run import upgrade
-from projections.app import create_app
-from projections.consume import BatchResult
 from projections.decode import Event, decode_record
 from projections.stage import EVENT_COLUMNS, JsonbDumper, copy_type, event_rows
 from projections.tables import hook_events
-from wcs_audit.heap import settle_heap
-from wcs_audit.settings import Settings
+from wcs_audit.settings import DEFAULT_SECRET_FIELDS, Settings
 from wcs_audit.stack.postgres import create_database, drop_database, libpq_conninfo
 
-NODE = "Qm7t2ZxV9kLp4RsA1bNc8DeFgH3jKwYu@203.0.113.10"
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "wcs" / "samples"
 START_US = 1_719_835_200_000_000
+POLL_S = 0.02
 
 
-def stream_body(session: str, leg: str, name: str, publisher: bool, status: str) -> bytes:
-    body = {
-        "nodeId": NODE,
-        "appKey": "defaultApp",
-        "sessionId": session,
-        "mediaSessionId": leg,
-        "name": name,
-        "published": publisher,
-        "hasVideo": True,
-        "hasAudio": True,
-        "status": status,
-        "audioCodec": "opus",
-        "videoCodec": "VP8",
-        "record": False,
-        "width": 1280,
-        "height": 720,
-        "bitrate": 0,
-        "quality": 0,
-        "createDate": START_US // 1000,
-        "mediaType": "publish" if publisher else "play",
-        "mediaProvider": "WebRTC",
-    }
-    return json.dumps(body).encode()
+def progress(message: str, end: str = "\n") -> None:
+    print(message, end=end, file=sys.stderr, flush=True)
 
 
-def session_hooks(n: int, keepalives: int) -> Iterator[tuple[str, bytes, int]]:
+def sample(hook: str) -> dict[str, Any]:
+    """The reference body of ``hook``."""
+    body: dict[str, Any] = orjson.loads((SAMPLES / f"{hook}.json").read_bytes())
+    return body
+
+
+class Bodies:
+    """The sample bodies, re-identified for each session and leg."""
+
+    def __init__(self) -> None:
+        self.connect = sample("connect")
+        self.connection = sample("ConnectionStatusEvent")
+        self.stream = sample("StreamStatusEvent")
+        self.keepalive = sample("StreamKeepAliveEvent")
+
+    def session(self, template: dict[str, Any], session: str, **fields: Any) -> bytes:
+        return orjson.dumps({**template, "sessionId": session, **fields})
+
+    def leg(self, template: dict[str, Any], session: str, leg: str, n: int, publisher: bool,
+            status: str) -> bytes:  # fmt: skip
+        return orjson.dumps({
+            **template,
+            "sessionId": session,
+            "mediaSessionId": leg,
+            "name": f"s{n}",
+            "published": publisher,
+            "status": status,
+            "mediaType": "publish" if publisher else "play",
+            "createDate": START_US // 1000,
+        })  # fmt: skip
+
+
+def session_hooks(n: int, keepalives: int, bodies: Bodies) -> Iterator[tuple[str, bytes, int]]:
     """(hook, body, seconds) of one session's life."""
     session = str(uuid.UUID(int=n))
-    context = {"nodeId": NODE, "appKey": "defaultApp", "sessionId": session}
-    yield "connect", json.dumps({**context, "clientVersion": "2.0"}).encode(), 0
-    yield "ConnectionStatusEvent", json.dumps({**context, "status": "ESTABLISHED"}).encode(), 1
-    legs = [(f"{n}-pub", True), (f"{n}-play-1", False), (f"{n}-play-2", False)]
-    for leg, publisher in legs:
+    yield "connect", bodies.session(bodies.connect, session), 0
+    established = bodies.session(bodies.connection, session, status="ESTABLISHED")
+    yield "ConnectionStatusEvent", established, 1
+    for leg, publisher in ((f"{n}-pub", True), (f"{n}-play-1", False), (f"{n}-play-2", False)):
         active = "PUBLISHING" if publisher else "PLAYING"
-        yield "StreamStatusEvent", stream_body(session, leg, f"s{n}", publisher, active), 2
+        yield "StreamStatusEvent", bodies.leg(bodies.stream, session, leg, n, publisher, active), 2
+        keepalive = bodies.leg(bodies.keepalive, session, leg, n, publisher, active)
         for k in range(keepalives):
-            body = stream_body(session, leg, f"s{n}", publisher, active)
-            yield "StreamKeepAliveEvent", body, 10 * (k + 1)
+            yield "StreamKeepAliveEvent", keepalive, 10 * (k + 1)
         end = "UNPUBLISHED" if publisher else "STOPPED"
-        body = stream_body(session, leg, f"s{n}", publisher, end)
-        yield "StreamStatusEvent", body, 10 * keepalives + 5
-    status = {**context, "status": "DISCONNECTED"}
-    yield "ConnectionStatusEvent", json.dumps(status).encode(), 10 * keepalives + 6
+        ended = bodies.leg(bodies.stream, session, leg, n, publisher, end)
+        yield "StreamStatusEvent", ended, 10 * keepalives + 5
+    disconnected = bodies.session(bodies.connection, session, status="DISCONNECTED")
+    yield "ConnectionStatusEvent", disconnected, 10 * keepalives + 6
 
 
 def envelopes(sessions: int, keepalives: int) -> list[Envelope]:
-    """Every session's hooks, interleaved in time order like a live server sends them."""
+    """Every session's hooks as the receiver records them (secrets redacted), interleaved in
+    time order like a live server sends them."""
+    bodies, redactor = Bodies(), Redactor(DEFAULT_SECRET_FIELDS)
     timeline = [
         (seconds * 1_000_000 + n, hook, body)
         for n in range(sessions)
-        for hook, body, seconds in session_hooks(n, keepalives)
+        for hook, body, seconds in session_hooks(n, keepalives, bodies)
     ]
     timeline.sort(key=lambda item: item[0])
-    return [
-        Envelope(
-            event_id=uuid7(START_US + at),
-            hook=hook,
-            received_at_us=START_US + at,
-            remote_addr="203.0.113.10",
-            node_id=NODE,
-            session_id=json.loads(body)["sessionId"],
-            value=body,
+    recorded = []
+    for at, hook, body in timeline:
+        parsed = orjson.loads(body)
+        value, redacted = redactor.redact(body, parsed)
+        recorded.append(
+            Envelope(
+                event_id=uuid7(START_US + at),
+                hook=hook,
+                received_at_us=START_US + at,
+                remote_addr="203.0.113.10",
+                node_id=parsed["nodeId"],
+                session_id=parsed["sessionId"],
+                value=value,
+                redacted=redacted,
+            )
         )
-        for at, hook, body in timeline
-    ]
+    return recorded
 
 
 async def produce(settings: Settings, batch: list[Envelope]) -> None:
@@ -120,59 +148,66 @@ async def produce(settings: Settings, batch: list[Envelope]) -> None:
                 settings.topic, envelope.value, key=envelope.key, headers=envelope.headers()
             )
             if i % 20_000 == 0:
-                print(f"\rproduce  {i}/{len(batch)}", end="", file=sys.stderr, flush=True)
+                progress(f"\rproduce  {i}/{len(batch)}", end="")
         await producer.flush()
     finally:
         await producer.stop()
-    print(file=sys.stderr)
+    progress("")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has been busy (all cores, from ``/proc/stat``)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
 
 
 @dataclass(slots=True)
 class Timing:
-    started: float = 0.0
-    cpu_started: float = 0.0
-    cpu_seconds: float = 0.0
     first_batch: float = 0.0
     first_batch_records: int = 0
     last_batch: float = 0.0
-    applied: int = 0
-    batches: int = 0
+    projector_cpu_s: float = 0.0
+    machine_cpu_s: float = 0.0
 
 
-async def run_projector(settings: Settings, total: int) -> Timing:
-    """Runs the projector until ``total`` records are committed; times the batches."""
+def consumed(conn: psycopg.Connection[Any], group: str) -> int:
+    """Records the projection ``group`` has applied (its next offsets: the topic is fresh)."""
+    row = conn.execute(
+        "SELECT coalesce(sum(next_offset), 0) FROM projection_positions WHERE projection = %s",
+        (group,),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def run_projector(settings: Settings, env: dict[str, str], total: int) -> Timing:
+    """Runs a projector process until ``total`` records are applied; times it."""
     timing = Timing()
-    done = asyncio.Event()
-
-    async def observe(point: str, result: BatchResult) -> None:
-        if point != "committed":
-            return
-        now = time.perf_counter()
-        if not timing.first_batch:
-            timing.first_batch, timing.first_batch_records = now, result.records
-        timing.last_batch = now
-        timing.cpu_seconds = time.process_time() - timing.cpu_started
-        timing.applied += result.records
-        timing.batches += 1
-        rate = timing.applied / (now - timing.started)
-        print(
-            f"\rproject  {timing.applied}/{total}  {rate:,.0f}/s",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
-        if timing.applied >= total:
-            done.set()
-
-    projector = create_app(settings, fault=observe)
-    timing.started, timing.cpu_started = time.perf_counter(), time.process_time()
-    await projector.start()
-    settle_heap()  # as `wcs-audit projector` does once started
+    argv = [sys.executable, "-m", "wcs_audit.cli", "projector"]
+    running = [subprocess.Popen(argv, env=env)]
     try:
-        await asyncio.wait_for(done.wait(), timeout=1800)
+        with psycopg.connect(libpq_conninfo(settings.database_url, None), autocommit=True) as conn:
+            deadline, shown = time.monotonic() + 1800, -1
+            while (applied := consumed(conn, settings.projector_group)) < total:
+                if applied and not timing.first_batch:  # CPU from here on: the steady state
+                    before, machine_before = snapshot(), machine_busy_s()
+                    timing.first_batch, timing.first_batch_records = time.perf_counter(), applied
+                if any(p.poll() is not None for p in running) or time.monotonic() > deadline:
+                    raise RuntimeError(f"projector stopped or stalled at {applied}/{total}")
+                if applied != shown:
+                    progress(f"\rproject  {applied}/{total}", end="")
+                    shown = applied
+                time.sleep(POLL_S)
+            timing.last_batch = time.perf_counter()
+        if not timing.first_batch:
+            raise RuntimeError("the whole topic fit in the first batch: use more --sessions")
+        timing.machine_cpu_s = machine_busy_s() - machine_before
+        timing.projector_cpu_s = busy_seconds_by_role(before, snapshot()).get("projector", 0.0)
+        progress(f"\rproject  {total}/{total}")
     finally:
-        await projector.stop()
-    print(file=sys.stderr)
+        for projector in running:
+            projector.terminate()
+        for projector in running:
+            projector.wait(timeout=60)
     return timing
 
 
@@ -212,42 +247,68 @@ def decoded(batch: list[Envelope]) -> list[Event]:
     return [e for e in events if isinstance(e, Event)]
 
 
-async def main(sessions: int, keepalives: int) -> dict[str, Any]:
-    base = Settings.from_env(os.environ)
+def one_round(base: Settings, topic: str, batch: list[Envelope]) -> dict[str, Any]:
+    """Projects the topic into a fresh database, then measures the COPY ceiling there."""
     suffix = uuid.uuid4().hex[:8]
     url = base.database_url.rsplit("/", 1)[0] + f"/bench_{suffix}"
-    settings = base.replace(
-        topic=f"bench.hooks.{suffix}",
-        database_url_env=url,
-        projector_group=f"bench-{suffix}",
-    )
-    batch = envelopes(sessions, keepalives)
-    gc.freeze()  # the benchmark's own records: not the projector's garbage to scan
-    keepalive_share = sum(e.hook == "StreamKeepAliveEvent" for e in batch) / len(batch)
+    settings = base.replace(topic=topic, database_url_env=url, projector_group=f"bench-{suffix}")
+    env = dict(os.environ) | {
+        "WCS_AUDIT_TOPIC": topic,
+        "WCS_AUDIT_DATABASE_URL": url,
+        "WCS_AUDIT_PROJECTOR_GROUP": settings.projector_group,
+        "WCS_AUDIT_PROJECTOR_METRICS_PORT": "0",
+        "WCS_AUDIT_LOG_LEVEL": os.environ.get("WCS_AUDIT_LOG_LEVEL", "WARNING"),
+    }
     create_database(url)
-    await create_topics(settings, [settings.topic])
     try:
         upgrade(url)
-        await produce(settings, batch)
-        timing = await run_projector(settings, len(batch))
+        timing = run_projector(settings, env, len(batch))
         copy_seconds = copy_ceiling(settings, batch)
     finally:
-        await delete_topics(settings, [settings.topic])
         drop_database(url)
-    overall = len(batch) / (timing.last_batch - timing.started)
-    steady_span = timing.last_batch - timing.first_batch  # zero when it all fit one batch
-    steady = (len(batch) - timing.first_batch_records) / steady_span if steady_span else overall
+    span = timing.last_batch - timing.first_batch
+    measured = len(batch) - timing.first_batch_records
+    steady = measured / span
     ceiling = len(batch) / copy_seconds
+    return {
+        "projector_events_per_s": round(steady),
+        "copy_rows_per_s": round(ceiling),
+        "share_of_copy": round(steady / ceiling, 3),
+        "projector_cpu_us_per_event": round(timing.projector_cpu_s / measured * 1e6, 1),
+        "machine_cpu_us_per_event": round(timing.machine_cpu_s / measured * 1e6, 1),
+    }
+
+
+async def prepare_topic(settings: Settings, batch: list[Envelope]) -> None:
+    await create_topics(settings, [settings.topic])
+    await produce(settings, batch)
+
+
+def main(sessions: int, keepalives: int, rounds: int) -> dict[str, Any]:
+    base = Settings.from_env(os.environ)
+    topic = f"bench.hooks.{uuid.uuid4().hex[:8]}"
+    batch = envelopes(sessions, keepalives)
+    keepalive_share = sum(e.hook == "StreamKeepAliveEvent" for e in batch) / len(batch)
+    asyncio.run(prepare_topic(base.replace(topic=topic), batch))
+    results = []
+    try:
+        for number in range(1, rounds + 1):
+            progress(f"round {number} of {rounds}")
+            results.append(one_round(base, topic, batch))
+            progress(json.dumps(results[-1]))
+    finally:
+        asyncio.run(delete_topics(base.replace(topic=topic), [topic]))
+    medians = {key: statistics.median(r[key] for r in results) for key in results[0]}
+    ranges = {
+        key: [min(r[key] for r in results), max(r[key] for r in results)] for key in results[0]
+    }
     return {
         "events": len(batch),
         "keepalive_share": round(keepalive_share, 3),
-        "batch_size": settings.projector_batch_size,
-        "mean_batch": round(len(batch) / timing.batches),
-        "projector_events_per_s": round(steady),
-        "projector_events_per_s_incl_group_join": round(overall),
-        "projector_python_cpu_us_per_event": round(timing.cpu_seconds / len(batch) * 1e6, 1),
-        "copy_rows_per_s": round(ceiling),
-        "share_of_copy": round(steady / ceiling, 3),
+        "batch_size": base.projector_batch_size,
+        "rounds": results,
+        "median": medians,
+        "range": ranges,
         "cpus": os.cpu_count(),
     }
 
@@ -256,8 +317,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=2000)
     parser.add_argument("--keepalives", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    result = asyncio.run(main(args.sessions, args.keepalives))
+    result = main(args.sessions, args.keepalives, args.rounds)
     print(json.dumps(result))
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)

@@ -54,13 +54,18 @@ class Projector:
         self.running = True
 
     async def stop(self) -> None:
-        """Stops sweeping and consuming (the batch in hand commits first), closes the pool."""
+        """Stops sweeping and consuming (the batch in hand commits first), ends what is
+        silent at the watermark, closes the pool."""
         self.running = False
         if self.sweeper is not None:
             self.sweeper.cancel()
             await asyncio.gather(self.sweeper, return_exceptions=True)
         await self.broker.stop()
         await self.pipeline.drain()
+        try:
+            await self.pipeline.finish()
+        except Exception:  # the rows are right; only inferred ends wait for the next start
+            logger.exception("projections.finish.failed")
         await self.exits.aclose()
         await self.engine.dispose()
 

@@ -189,12 +189,16 @@ def assemble_batch(
 
 
 async def apply_prepared(
-    conn: AsyncConnection, batch: PreparedBatch, config: ProjectorConfig
+    conn: AsyncConnection, batch: PreparedBatch, config: ProjectorConfig, *, close: bool = True
 ) -> BatchResult:
-    """Applies a prepared batch inside the caller's transaction, positions included.
+    """Applies a prepared batch inside the caller's transaction, positions included; with
+    ``close``, then ends what is silent at the batch's watermark.
 
     Idempotent: applying the same records again changes nothing but ``updated_at`` of the
-    positions. Raises whatever the database raises; the caller must roll back then.
+    positions. Raises whatever the database raises; the caller must roll back then. An
+    inferred end is the row's own last event time and a later event clears it, so when the
+    silent rows are ended (every batch, or every few seconds by a sweep) changes only how soon
+    an end shows, never the rows once the sweep has run.
     """
     result = BatchResult(records=batch.records, positions=batch.positions)
     fresh = await store_events(conn, batch.events, config.retry_window, result)
@@ -202,7 +206,7 @@ async def apply_prepared(
     await project_rows(conn, rows)
     await store_rejected(conn, batch.rejected)
     result.watermark = await watermark(conn)
-    if result.watermark is not None:
+    if close and result.watermark is not None:
         await close_silent_at(conn, result.watermark, config)
     await save_positions(conn, config.projection, result.positions)
     result.applied, result.rejected = len(fresh), len(batch.rejected)

@@ -38,6 +38,8 @@ Fault = Callable[[str, BatchResult], Awaitable[None]]
 # records decoded between two turns of the event loop: small, so each statement of the batch
 # in flight is sent within about a millisecond of the previous one's answer
 DECODE_STEP = 25
+# least time between two batches that end silent rows (see BatchPipeline)
+CLOSE_EVERY_S = 1.0
 
 
 async def prepare_stepwise(
@@ -79,7 +81,10 @@ class BatchPipeline:
 
     After a failure it refuses every later batch (``ProjectorStoppedError``, so nothing is
     applied out of order) and sets ``state.stopped`` so the process exits; on restart,
-    consumption resumes from the positions in PostgreSQL. ``fault`` is awaited at
+    consumption resumes from the positions in PostgreSQL. A batch ends the rows silent at its
+    watermark only if no batch did in the last :data:`CLOSE_EVERY_S` (that scan of every open
+    leg cost a quarter of a batch's time in PostgreSQL while catching up); between batches
+    :meth:`sweep` does it too. ``fault`` is awaited at
     ``"written"`` (rows written, transaction open) and ``"committed"`` (PostgreSQL committed):
     tests crash the projector there. Between batches, :meth:`sweep` ends what has been silent
     too long by :class:`EventClock`.
@@ -103,6 +108,8 @@ class BatchPipeline:
         self._fault = fault
         self._in_flight: asyncio.Task[None] | None = None
         self._writing = asyncio.Lock()  # one transaction at a time: a batch or a sweep
+        self._closed_at = float("-inf")  # when a batch last ended silent rows
+        self._unclosed = False  # a batch was applied since
         self.clock = EventClock()
 
     async def handle(self, message: KafkaMessage) -> None:
@@ -156,6 +163,18 @@ class BatchPipeline:
             if now is not None:
                 await close_silent_at(conn, now, self._config)
 
+    async def finish(self) -> None:
+        """Ends what is silent at the watermark if batches were applied since the last batch
+        that did (call once consumption stopped and :meth:`drain` returned): the rows are
+        then what ending them in every batch would have left, as a rebuild leaves them."""
+        if not self._unclosed or self._state.error is not None:
+            return
+        async with self._writing, self._engine.begin() as conn:
+            now = await watermark(conn)
+            if now is not None:
+                await close_silent_at(conn, now, self._config)
+        self._unclosed = False
+
     async def sweep_every(self, interval_s: float) -> None:
         """Sweeps every ``interval_s`` until cancelled; a failed sweep is logged and retried
         at the next tick (a batch that cannot write stops the projector anyway)."""
@@ -170,10 +189,14 @@ class BatchPipeline:
         try:
             async with self._writing:
                 async with self._engine.begin() as conn:
-                    result = await apply_prepared(conn, batch, self._config)
+                    close = time.monotonic() - self._closed_at >= CLOSE_EVERY_S
+                    result = await apply_prepared(conn, batch, self._config, close=close)
                     if self._fault is not None:
                         await self._fault("written", result)
                 self.clock.observe(result.watermark)
+                self._unclosed = not close
+                if close:
+                    self._closed_at = time.monotonic()
             if self._fault is not None:
                 await self._fault("committed", result)
         except BaseException as error:  # kept in state; the process stops

@@ -10,6 +10,7 @@ emptied at commit: ``ON COMMIT DELETE ROWS``) and are merged from there.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 from uuid import UUID
@@ -131,5 +132,7 @@ async def stage_rows(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -
     await conn.exec_driver_sql(f"DELETE FROM {name}")  # noqa: S608  # our own table name
     columns = [c for c in table.columns if c.computed is None and c.name in rows[0]]
     names = [c.name for c in columns]
-    await copy_rows(conn, name, columns, ([row[n] for n in names] for row in rows))
+    pick = operator.itemgetter(*names)  # a row's values as a tuple, picked in C
+    values = pick if len(names) > 1 else lambda row: (pick(row),)
+    await copy_rows(conn, name, columns, map(values, rows))
     return sql_table(name, *[sql_column(n) for n in names])
