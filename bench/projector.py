@@ -1,6 +1,7 @@
 """Benchmark (not a test): events/s from Kafka into PostgreSQL for a keep-alive-heavy mix.
 
     .venv/bin/python -m bench.projector [--sessions 2000] [--keepalives 20] [--rounds 3]
+                                        [--projectors 1]
 
 Produces, once, to a fresh topic the story of ``--sessions`` WCS sessions as the receiver
 writes it (each: connect, ESTABLISHED, one publisher and two players with ``--keepalives``
@@ -8,14 +9,16 @@ keep-alives per leg, then the ends and DISCONNECTED: about 85% keep-alives; bodi
 reference samples with the session's ids, secrets redacted as the receiver redacts them).
 Then, ``--rounds`` times, into a fresh database:
 
-- **projector**: the real projector (``wcs-audit projector``, its own process) consumes the
-  whole topic; the rate and the CPU are taken from the first committed batch to the last
-  (positions polled every 20 ms), so process start and the group join are left out;
+- **projector**: ``--projectors`` real projector processes (``wcs-audit projector``, one
+  consumer group, as ``WCS_AUDIT_PROJECTOR_PROCESSES`` runs them) consume the whole topic; the
+  rate and the CPU are taken from the first batch committed once all have joined the group
+  (read from their logs) to the last (positions polled every 20 ms), so process start and the
+  group join are left out;
 - **ceiling**: a raw binary ``COPY`` of the same ``hook_events`` rows into an identical table
   (same indexes), PostgreSQL's own speed for these rows.
 
 Prints progress, each round, and each figure's median and range over the rounds, with the CPU
-per event of the projector and of the whole machine (PostgreSQL's backends included); writes
+per event of the projectors and of the whole machine (PostgreSQL's backends included); writes
 JSON to ``bench/results/`` (ignored by git).
 """
 
@@ -28,6 +31,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -179,16 +183,44 @@ def consumed(conn: psycopg.Connection[Any], group: str) -> int:
     return int(row[0]) if row else 0
 
 
-def run_projector(settings: Settings, env: dict[str, str], total: int) -> Timing:
-    """Runs a projector process until ``total`` records are applied; times it."""
+PARTITIONS = 6
+
+
+def assignments(log: Path) -> list[str]:
+    """The partitions a projector process was last assigned, from its log (JSON lines)."""
+    latest: list[str] = []
+    for line in log.read_text(errors="replace").splitlines():
+        if '"projections.partitions.assigned"' in line:
+            latest = json.loads(line).get("partitions", [])
+    return latest
+
+
+def all_joined(logs: list[Path]) -> bool:
+    """True once every projector holds partitions and together they hold all of them (the
+    first one to join holds every partition until the others arrive)."""
+    held = [assignments(log) for log in logs]
+    return all(held) and sum(map(len, held)) == PARTITIONS
+
+
+def run_projectors(
+    settings: Settings, env: dict[str, str], count: int, total: int, work: Path
+) -> Timing:
+    """Runs ``count`` projector processes (one consumer group) until ``total`` records are
+    applied; times them from the first batch committed once all of them have joined."""
     timing = Timing()
     argv = [sys.executable, "-m", "wcs_audit.cli", "projector"]
-    running = [subprocess.Popen(argv, env=env)]
+    logs = [work / f"projector-{n}.log" for n in range(count)]
+    running = []
+    for log in logs:
+        with log.open("wb") as out:
+            running.append(subprocess.Popen(argv, env=env | {"WCS_AUDIT_LOG_LEVEL": "INFO"},
+                                            stdout=out, stderr=subprocess.STDOUT))  # fmt: skip
     try:
         with psycopg.connect(libpq_conninfo(settings.database_url, None), autocommit=True) as conn:
-            deadline, shown = time.monotonic() + 1800, -1
+            deadline, shown, joined = time.monotonic() + 1800, -1, count == 1
             while (applied := consumed(conn, settings.projector_group)) < total:
-                if applied and not timing.first_batch:  # CPU from here on: the steady state
+                joined = joined or all_joined(logs)
+                if joined and applied and not timing.first_batch:  # the steady state
                     before, machine_before = snapshot(), machine_busy_s()
                     timing.first_batch, timing.first_batch_records = time.perf_counter(), applied
                 if any(p.poll() is not None for p in running) or time.monotonic() > deadline:
@@ -199,7 +231,7 @@ def run_projector(settings: Settings, env: dict[str, str], total: int) -> Timing
                 time.sleep(POLL_S)
             timing.last_batch = time.perf_counter()
         if not timing.first_batch:
-            raise RuntimeError("the whole topic fit in the first batch: use more --sessions")
+            raise RuntimeError("all was applied before the projectors settled: more --sessions")
         timing.machine_cpu_s = machine_busy_s() - machine_before
         timing.projector_cpu_s = busy_seconds_by_role(before, snapshot()).get("projector", 0.0)
         progress(f"\rproject  {total}/{total}")
@@ -247,7 +279,9 @@ def decoded(batch: list[Envelope]) -> list[Event]:
     return [e for e in events if isinstance(e, Event)]
 
 
-def one_round(base: Settings, topic: str, batch: list[Envelope]) -> dict[str, Any]:
+def one_round(
+    base: Settings, topic: str, batch: list[Envelope], projectors: int, work: Path
+) -> dict[str, Any]:
     """Projects the topic into a fresh database, then measures the COPY ceiling there."""
     suffix = uuid.uuid4().hex[:8]
     url = base.database_url.rsplit("/", 1)[0] + f"/bench_{suffix}"
@@ -262,7 +296,7 @@ def one_round(base: Settings, topic: str, batch: list[Envelope]) -> dict[str, An
     create_database(url)
     try:
         upgrade(url)
-        timing = run_projector(settings, env, len(batch))
+        timing = run_projectors(settings, env, projectors, len(batch), work)
         copy_seconds = copy_ceiling(settings, batch)
     finally:
         drop_database(url)
@@ -280,21 +314,22 @@ def one_round(base: Settings, topic: str, batch: list[Envelope]) -> dict[str, An
 
 
 async def prepare_topic(settings: Settings, batch: list[Envelope]) -> None:
-    await create_topics(settings, [settings.topic])
+    await create_topics(settings, [settings.topic], PARTITIONS)
     await produce(settings, batch)
 
 
-def main(sessions: int, keepalives: int, rounds: int) -> dict[str, Any]:
+def main(sessions: int, keepalives: int, rounds: int, projectors: int) -> dict[str, Any]:
     base = Settings.from_env(os.environ)
     topic = f"bench.hooks.{uuid.uuid4().hex[:8]}"
     batch = envelopes(sessions, keepalives)
     keepalive_share = sum(e.hook == "StreamKeepAliveEvent" for e in batch) / len(batch)
     asyncio.run(prepare_topic(base.replace(topic=topic), batch))
     results = []
+    work = Path(tempfile.mkdtemp(prefix="bench-projector-"))
     try:
         for number in range(1, rounds + 1):
             progress(f"round {number} of {rounds}")
-            results.append(one_round(base, topic, batch))
+            results.append(one_round(base, topic, batch, projectors, work))
             progress(json.dumps(results[-1]))
     finally:
         asyncio.run(delete_topics(base.replace(topic=topic), [topic]))
@@ -305,6 +340,7 @@ def main(sessions: int, keepalives: int, rounds: int) -> dict[str, Any]:
     return {
         "events": len(batch),
         "keepalive_share": round(keepalive_share, 3),
+        "projectors": projectors,
         "batch_size": base.projector_batch_size,
         "rounds": results,
         "median": medians,
@@ -318,8 +354,9 @@ if __name__ == "__main__":
     parser.add_argument("--sessions", type=int, default=2000)
     parser.add_argument("--keepalives", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--projectors", type=int, default=1)
     args = parser.parse_args()
-    result = main(args.sessions, args.keepalives, args.rounds)
+    result = main(args.sessions, args.keepalives, args.rounds, args.projectors)
     print(json.dumps(result))
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
