@@ -132,6 +132,19 @@ class BatchPipeline:
             raise
         await self.drain()
         self._refuse_if_stopped()
+        owned = self._state.owned
+        if owned is not None and not owned.issuperset(batch.positions):
+            # fetched before a rebalance took some of its partitions: their new owner applies
+            # those records from the stored positions, concurrently; applying them here too
+            # made the two transactions deadlock on the same rows
+            kept = [r for r in records if (r.topic, r.partition) in owned]
+            logger.info(
+                "projections.batch.disowned",
+                extra={"records": len(records) - len(kept), "kept": len(kept)},
+            )
+            if not kept:
+                return
+            batch = await prepare_stepwise(kept, self._config)
         self._in_flight = asyncio.create_task(self._apply(batch, started))
         pause = started + self._interval_s - time.perf_counter()
         if pause > 0:

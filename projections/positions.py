@@ -91,8 +91,11 @@ class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
         self._drain = drain
 
     async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
-        """Lets the batch in flight commit: its positions are saved with it, and the next
-        owner of these partitions reads them."""
+        """Disowns ``revoked`` at once (a batch not yet applied drops their records), then
+        lets the batch in flight commit: its positions are saved with it, and the next owner
+        of these partitions reads them."""
+        owned = self._state.owned if self._state.owned is not None else set()
+        self._state.owned = owned - {(tp.topic, tp.partition) for tp in revoked}
         await self._drain()
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
@@ -113,6 +116,8 @@ class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
                 await consumer.seek_to_beginning(tp)
             else:
                 consumer.seek(tp, offset)
+        owned = self._state.owned if self._state.owned is not None else set()
+        self._state.owned = owned | {(tp.topic, tp.partition) for tp in assigned}
         consumer.resume(*assigned)
         logger.info(
             "projections.partitions.assigned",

@@ -8,10 +8,15 @@ from dataclasses import dataclass, field
 
 @dataclass(slots=True)
 class ProjectorState:
-    """Whether the projector may go on; a failed batch stops it for good (restart to resume)."""
+    """Whether the projector may go on; a failed batch stops it for good (restart to resume).
+
+    ``owned`` is the (topic, partition) pairs this consumer holds, kept by the rebalance
+    listener; None until a listener keeps it (then every partition counts as owned).
+    """
 
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     error: BaseException | None = None
+    owned: set[tuple[str, int]] | None = None
 
     def fail(self, error: BaseException) -> None:
         self.error = error

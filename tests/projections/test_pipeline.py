@@ -1,22 +1,30 @@
-"""The batch pipeline's clock: silence ends a leg even when no later event ever arrives."""
+"""The batch pipeline: its clock (silence ends a leg even when no later event ever arrives),
+its pace, and what it leaves to the next owner of a partition after a rebalance."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from projections.app import create_app
-from projections.consume import BatchResult
-from projections.pipeline import EventClock
+from projections.consume import BatchResult, ProjectorConfig
+from projections.metrics import ProjectorMetrics
+from projections.pipeline import BatchPipeline, EventClock
+from projections.state import ProjectorState
 from tests.projections.story import (
     PUB,
+    Record,
     by_key,
     caught_up,
     end_offsets,
     produce,
     sample,
+    sample_story,
+    stored_positions,
     story_event,
     table_rows,
     wait_for,
@@ -113,3 +121,26 @@ async def test_records_arriving_one_by_one_gather_into_batches_at_most_one_per_i
     # least (k - 1) intervals, less the first batch's own decoding
     span = written[-1] - written[0]
     assert len(written) <= (span + 0.25) / interval_s + 1
+
+
+async def test_a_batch_fetched_before_a_rebalance_leaves_the_partitions_it_lost_alone(
+    projector_settings: Settings, engine: AsyncEngine
+) -> None:
+    # the story alternates between partitions 0 and 1; a rebalance has just taken partition 1
+    story = sample_story()[:10]
+    records = [
+        Record(projector_settings.topic, n % 2, n // 2, e.envelope().value, e.envelope().headers())
+        for n, e in enumerate(story)
+    ]
+    state = ProjectorState(owned={(projector_settings.topic, 0)})
+    config = ProjectorConfig.from_settings(projector_settings)
+    pipeline = BatchPipeline(engine, config, ProjectorMetrics.create(), state)
+
+    await pipeline.handle(SimpleNamespace(raw_message=records))  # type: ignore[arg-type]
+    await pipeline.drain()
+
+    assert state.error is None
+    stored = {row["event_id"] for row in table_rows(projector_settings, "hook_events", "event_id")}
+    assert stored == {e.event_id for e in story[0::2]}  # partition 0's records only
+    # partition 1's next owner starts where it is stored: nowhere yet
+    assert stored_positions(projector_settings) == {0: 5}
