@@ -110,25 +110,35 @@ async def pair_bug_reports(conn: AsyncConnection, keys: Collection[tuple[str, st
         await conn.execute(PAIR_BUG_REPORTS, {"nodes": list(nodes), "sessions": list(session_ids)})
 
 
+# Rows another projector's transaction holds are skipped (SKIP LOCKED): it is writing them,
+# so they are not silent, and waiting for them while it waits for a row this transaction
+# wrote was a deadlock between two projectors of one group (the sweep covers every row, the
+# batches only their own partitions' sessions).
 CLOSE_SILENT_STREAMS = text("""
 UPDATE streams SET
   inferred_end_at = last_seen_at,
   inferred_reason = CASE WHEN keepalive_count > 0
     THEN 'inferred: no keep-alive for ' || CAST(:keepalive_s AS text) || ' s'
     ELSE 'inferred: no event for ' || CAST(:silence_s AS text) || ' s' END
-WHERE status_rank IS DISTINCT FROM 2 AND inferred_end_at IS NULL
-  AND last_seen_at < CAST(:now AS timestamptz)
-                     - make_interval(secs => least(:keepalive_s, :silence_s))
-  AND last_seen_at < CAST(:now AS timestamptz) - make_interval(
-        secs => CASE WHEN keepalive_count > 0 THEN :keepalive_s ELSE :silence_s END)
+WHERE media_session_id IN (
+  SELECT media_session_id FROM streams
+  WHERE status_rank IS DISTINCT FROM 2 AND inferred_end_at IS NULL
+    AND last_seen_at < CAST(:now AS timestamptz)
+                       - make_interval(secs => least(:keepalive_s, :silence_s))
+    AND last_seen_at < CAST(:now AS timestamptz) - make_interval(
+          secs => CASE WHEN keepalive_count > 0 THEN :keepalive_s ELSE :silence_s END)
+  FOR UPDATE SKIP LOCKED)
 """)
 
 CLOSE_SILENT_SESSIONS = text("""
 UPDATE sessions SET
   inferred_end_at = last_seen_at,
   inferred_reason = 'inferred: no event for ' || CAST(:silence_s AS text) || ' s'
-WHERE status_rank IS DISTINCT FROM 2 AND inferred_end_at IS NULL
-  AND last_seen_at < CAST(:now AS timestamptz) - make_interval(secs => :silence_s)
+WHERE (node_id, session_id) IN (
+  SELECT node_id, session_id FROM sessions
+  WHERE status_rank IS DISTINCT FROM 2 AND inferred_end_at IS NULL
+    AND last_seen_at < CAST(:now AS timestamptz) - make_interval(secs => :silence_s)
+  FOR UPDATE SKIP LOCKED)
 """)
 
 
