@@ -44,7 +44,7 @@ from bench.topics import create_topics, delete_topics
 from migrations.run import upgrade
 from simulator.check import compare, read_projections
 from simulator.load import LoadReport, send_day
-from simulator.run import projector_env, sessions_of
+from simulator.run import projector_env, record_delivery
 from simulator.scenario import ALL_QUIRKS, Scenario
 from simulator.schedule import Day, build_day
 from wcs_audit.settings import Settings
@@ -151,11 +151,9 @@ def end_to_end(day: Day, scenario: Scenario, workers: int, work: Path) -> dict[s
             used = busy_seconds_by_role(before, snapshot())
             sampler.stop.set()
             sampler.join()
-        truth = day.truth
-        run = replace(truth.run, wall_start=report.wall_start, max_delay_s=report.max_delay_s)
-        run.non_200 = report.non_200
-        run.undelivered_sessions = sessions_of(day.sends[i] for i in report.failed)
-        truth = replace(truth, run=run)
+        run = replace(day.truth.run)
+        record_delivery(run, scenario, day.sends, report)
+        truth = replace(day.truth, run=run)
         mismatches = compare(truth, read_projections(url))
     finally:
         asyncio.run(delete_topics(settings, [settings.topic, settings.rejected_topic]))

@@ -76,11 +76,14 @@ class Clock:
             return expected is None and got is None
         return -self.early <= got - expected <= self.late
 
-    def duration_ok(self, expected: float | None, actual: Decimal | float | None) -> bool:
-        """A projected duration (receiver seconds) matches within the tolerance either way."""
+    def duration_ok(
+        self, expected: float | None, actual: Decimal | float | None, intervals: int = 1
+    ) -> bool:
+        """A projected duration (receiver seconds), the sum of ``intervals`` spans, matches
+        within the tolerance either way for each span."""
         if expected is None or actual is None:
             return expected is None and actual is None
-        return abs(float(actual) * self.run.speed - expected) <= self.spread
+        return abs(float(actual) * self.run.speed - expected) <= self.spread * intervals
 
 
 class Checker:
@@ -107,10 +110,18 @@ class Checker:
             self.mismatches.append(Mismatch(table, key, column, want, _sim(self.clock, actual)))
 
     def duration(
-        self, table: str, key: str, column: str, expected: float | None, actual: Any
+        self,
+        table: str,
+        key: str,
+        column: str,
+        expected: float | None,
+        actual: Any,
+        *,
+        intervals: int = 1,
     ) -> None:
-        if not self.clock.duration_ok(expected, actual):
-            want = None if expected is None else f"{expected:.3f}±{self.clock.late:.2f}s"
+        if not self.clock.duration_ok(expected, actual, intervals):
+            spread = self.clock.spread * intervals
+            want = None if expected is None else f"{expected:.3f}±{spread:.2f}s"
             got = None if actual is None else f"{float(actual) * self.clock.run.speed:.3f}s"
             self.mismatches.append(Mismatch(table, key, column, want, got))
 

@@ -8,7 +8,7 @@ keep-alives (0.1 s apart) would look like retries.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import orjson
 from simulator.load import LoadReport, Progress, send_day
 from simulator.scenario import RETRY_WINDOW_S, Scenario
 from simulator.schedule import Send, build_day
-from simulator.truth import Truth, write_truth
+from simulator.truth import RunInfo, Truth, write_truth
 
 SILENCE_S = 3600.0
 """The projector's default stream and session silence, in simulated seconds."""
@@ -51,6 +51,16 @@ def projector_env(scenario: Scenario) -> dict[str, str]:
     }
 
 
+def retry_bounds(gaps_s: Iterable[tuple[float, float]], window_s: float) -> tuple[int, int]:
+    """How many of the duplicate pairs whose receipts lie ``gaps_s`` apart the projector must
+    and may mark as retries (one copy each when they are ``window_s`` apart or less)."""
+    low = high = 0
+    for least, most in gaps_s:
+        low += -window_s <= least and most <= window_s
+        high += least <= window_s and most >= -window_s
+    return low, high
+
+
 def sessions_of(sends: Iterable[Send]) -> list[str]:
     """The distinct ``sessionId`` values of ``sends``' bodies."""
     return sorted({str(orjson.loads(send.body).get("sessionId")) for send in sends})
@@ -78,12 +88,21 @@ async def simulate(
         progress=progress,
         client=client,
     )
-    run = day.truth.run
+    record_delivery(day.truth.run, scenario, day.sends, report)
+    write_truth(day.truth, truth_path)
+    return Outcome(report, day.truth)
+
+
+def record_delivery(
+    run: RunInfo, scenario: Scenario, sends: Sequence[Send], report: LoadReport
+) -> None:
+    """Completes ``run`` with how the sends were delivered: the wall-clock start, the longest
+    delay, what was refused, and how many duplicates the projector must and may mark."""
     run.wall_start, run.max_delay_s, run.non_200 = (
         report.wall_start,
         report.max_delay_s,
         report.non_200,
     )
-    run.undelivered_sessions = sessions_of(day.sends[i] for i in report.failed)
-    write_truth(day.truth, truth_path)
-    return Outcome(report, day.truth)
+    run.undelivered_sessions = sessions_of(sends[i] for i in report.failed)
+    window_s = projector_settings(scenario)["projector_retry_window_s"]
+    run.retries_low, run.retries_high = retry_bounds(report.duplicate_gaps_s, window_s)

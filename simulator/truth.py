@@ -103,6 +103,11 @@ class RunInfo:
     non_200: int = 0
     undelivered_sessions: list[str] = field(default_factory=list)
     """Sessions with a hook the receiver did not accept: check leaves them out."""
+    retries_low: int | None = None
+    retries_high: int | None = None
+    """How many duplicates the projector must and may mark as retries: a copy is one when
+    its receipt is within the retry window of its original's, and under load the receipts
+    of a pair can stray apart (None: every duplicate must be marked)."""
 
     @property
     def tolerance_s(self) -> float:

@@ -13,7 +13,7 @@ import uvicorn
 
 from bench.echo_app import app as echo_app
 from simulator.connections import answer_length
-from simulator.load import send_day
+from simulator.load import duplicate_gaps, send_day
 from simulator.schedule import Send
 
 
@@ -85,3 +85,21 @@ async def test_a_refused_connection_is_counted(client: str) -> None:
 )
 def test_answer_length(data: bytes, expected: tuple[int, int] | None) -> None:
     assert answer_length(bytearray(data)) == expected
+
+
+def test_a_duplicate_is_paired_with_the_latest_earlier_copy_of_its_body() -> None:
+    keepalive = b'{"mediaSessionId": "leg-1"}'
+    sends = [
+        Send(0.0, "StreamKeepAliveEvent", keepalive),
+        Send(10.0, "StreamKeepAliveEvent", keepalive),  # the same body, one interval later
+        Send(10.5, "StreamKeepAliveEvent", keepalive, duplicate=True),
+        Send(11.0, "StreamStatusEvent", keepalive, duplicate=True),  # no original: skipped
+        Send(12.0, "connect", b"{}"),
+        Send(12.2, "connect", b"{}", duplicate=True),  # its original failed: skipped
+    ]
+    latencies = [0.01, 0.3, 0.02, 0.01, 0.01, 0.01]
+    gaps = duplicate_gaps(sends, speed=10.0, latencies=latencies, failed={4})
+    # 0.05 s apart at 10x: received 0.3 s later at most for the original, 0.02 s for the copy
+    [(least, most)] = gaps
+    assert least == pytest.approx(0.05 - 0.3)
+    assert most == pytest.approx(0.05 + 0.02)

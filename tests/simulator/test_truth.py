@@ -85,6 +85,9 @@ def test_a_projected_time_may_only_be_late_within_the_tolerance() -> None:
     assert not clock.moment_ok(None, at(run, 100.0))
     assert clock.duration_ok(50.0, 5.1)
     assert not clock.duration_ok(50.0, 5.5)
+    # the time held over three holds: each hold's two ends may stray
+    assert clock.duration_ok(50.0, 5.5, intervals=3)
+    assert not clock.duration_ok(50.0, 6.0, intervals=3)
 
 
 def test_check_names_each_wrong_column() -> None:
