@@ -56,9 +56,15 @@ def check_legs(checker: Checker, truths: Sequence[LegTruth], rows: Mapping[str, 
             ("role", truth.role),
             ("media_provider", truth.media_provider),
             ("snapshots_requested", truth.snapshots),
-            ("keepalive_count", truth.keepalives),
         ):
             checker.equal("streams", key, column, value, row[column])
+        if truth.keepalives_low is None or truth.keepalives_high is None:
+            checker.equal(
+                "streams", key, "keepalive_count", truth.keepalives, row["keepalive_count"]
+            )
+        else:
+            expected = Bounds(truth.keepalives, truth.keepalives_low, truth.keepalives_high)
+            checker.within("streams", key, "keepalive_count", expected, row["keepalive_count"])
         checker.moment(
             "streams", key, "last_keepalive_at", truth.last_keepalive, row["last_keepalive_at"]
         )

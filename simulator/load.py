@@ -59,10 +59,11 @@ class LoadReport:
     statuses: dict[str, int] = field(default_factory=dict)
     failed: list[int] = field(default_factory=list)
     """Indexes (into the sends) of the hooks not answered ``200``."""
-    duplicate_gaps_s: list[tuple[float, float]] = field(default_factory=list)
-    """For each duplicate answered ``200`` (and its original): the least and the most wall
-    time from the original's receipt to the copy's, as the answers bound them (a receipt
-    lies between a hook's scheduled moment and its answer)."""
+    repeat_gaps_s: list[tuple[int, float, float]] = field(default_factory=list)
+    """For each hook answered ``200`` whose hook and body were sent before (a duplicate, or
+    a leg's next keep-alive): its index, and the least and the most wall time from the
+    earlier copy's receipt to its own, as the answers bound them (a receipt lies between a
+    hook's scheduled moment and its answer)."""
 
     @property
     def non_200(self) -> int:
@@ -289,27 +290,25 @@ def summarize(
         max_lag_ms=state.max_lag_s * 1000,
         statuses=dict(statuses),
         failed=sorted(failed),
-        duplicate_gaps_s=duplicate_gaps(sends, speed, latencies, set(failed)),
+        repeat_gaps_s=repeat_gaps(sends, speed, latencies, set(failed)),
     )
 
 
-def duplicate_gaps(
+def repeat_gaps(
     sends: Sequence[Send], speed: float, latencies: Sequence[float], failed: set[int]
-) -> list[tuple[float, float]]:
-    """See :attr:`LoadReport.duplicate_gaps_s`; a duplicate's original is the latest earlier
-    send of the same hook and body."""
-    originals: dict[tuple[str, bytes], int] = {}
+) -> list[tuple[int, float, float]]:
+    """See :attr:`LoadReport.repeat_gaps_s`; the earlier copy is the latest one answered."""
+    latest: dict[tuple[str, bytes], int] = {}
     gaps = []
     for index, send in enumerate(sends):
+        if index in failed:
+            continue
         key = (send.hook, send.body)
-        if not send.duplicate:
-            originals[key] = index
-            continue
-        original = originals.get(key)
-        if original is None or index in failed or original in failed:
-            continue
-        apart = (send.at - sends[original].at) / speed
-        gaps.append((apart - latencies[original], apart + latencies[index]))
+        earlier = latest.get(key)
+        latest[key] = index
+        if earlier is not None:
+            apart = (send.at - sends[earlier].at) / speed
+            gaps.append((index, apart - latencies[earlier], apart + latencies[index]))
     return gaps
 
 

@@ -8,6 +8,7 @@ keep-alives (0.1 s apart) would look like retries.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import orjson
 from simulator.load import LoadReport, Progress, send_day
 from simulator.scenario import RETRY_WINDOW_S, Scenario
 from simulator.schedule import Send, build_day
-from simulator.truth import RunInfo, Truth, write_truth
+from simulator.truth import LegTruth, Truth, write_truth
 
 SILENCE_S = 3600.0
 """The projector's default stream and session silence, in simulated seconds."""
@@ -51,14 +52,50 @@ def projector_env(scenario: Scenario) -> dict[str, str]:
     }
 
 
-def retry_bounds(gaps_s: Iterable[tuple[float, float]], window_s: float) -> tuple[int, int]:
-    """How many of the duplicate pairs whose receipts lie ``gaps_s`` apart the projector must
-    and may mark as retries (one copy each when they are ``window_s`` apart or less)."""
+def within_window(least: float, most: float, window_s: float) -> tuple[bool, bool]:
+    """Whether two receipts ``least``..``most`` apart are surely, and possibly, at most
+    ``window_s`` apart."""
+    return -window_s <= least and most <= window_s, least <= window_s and most >= -window_s
+
+
+def retry_bounds(gaps_s: Iterable[tuple[int, float, float]], window_s: float) -> tuple[int, int]:
+    """How many of the repeated hooks ``gaps_s`` the projector must and may mark as retries."""
     low = high = 0
-    for least, most in gaps_s:
-        low += -window_s <= least and most <= window_s
-        high += least <= window_s and most >= -window_s
+    for _, least, most in gaps_s:
+        surely, possibly = within_window(least, most, window_s)
+        low += surely
+        high += possibly
     return low, high
+
+
+def keepalive_bounds(
+    legs: Iterable[LegTruth],
+    sends: Sequence[Send],
+    gaps_s: Iterable[tuple[int, float, float]],
+    window_s: float,
+) -> None:
+    """Sets each leg's ``keepalives_low``/``_high``: its keep-alives delivered, duplicates
+    included, less those that are surely and possibly marked as retries."""
+    leg_of: dict[bytes, str] = {}  # a leg's keep-alive bodies repeat: parse each once
+
+    def leg(send: Send) -> str:
+        if send.body not in leg_of:
+            leg_of[send.body] = str(orjson.loads(send.body).get("mediaSessionId"))
+        return leg_of[send.body]
+
+    extra = Counter(leg(s) for s in sends if s.duplicate and s.hook == "StreamKeepAliveEvent")
+    surely_marked: Counter[str] = Counter()
+    possibly_marked: Counter[str] = Counter()
+    for index, least, most in gaps_s:
+        if sends[index].hook == "StreamKeepAliveEvent":
+            surely, possibly = within_window(least, most, window_s)
+            surely_marked[leg(sends[index])] += surely
+            possibly_marked[leg(sends[index])] += possibly
+    for truth in legs:
+        name = truth.media_session_id
+        delivered = truth.keepalives + extra[name]
+        truth.keepalives_low = delivered - possibly_marked[name]
+        truth.keepalives_high = delivered - surely_marked[name]
 
 
 def sessions_of(sends: Iterable[Send]) -> list[str]:
@@ -88,16 +125,18 @@ async def simulate(
         progress=progress,
         client=client,
     )
-    record_delivery(day.truth.run, scenario, day.sends, report)
+    record_delivery(day.truth, scenario, day.sends, report)
     write_truth(day.truth, truth_path)
     return Outcome(report, day.truth)
 
 
 def record_delivery(
-    run: RunInfo, scenario: Scenario, sends: Sequence[Send], report: LoadReport
+    truth: Truth, scenario: Scenario, sends: Sequence[Send], report: LoadReport
 ) -> None:
-    """Completes ``run`` with how the sends were delivered: the wall-clock start, the longest
-    delay, what was refused, and how many duplicates the projector must and may mark."""
+    """Completes ``truth`` with how the sends were delivered: the wall-clock start, the
+    longest delay, what was refused, how many hooks the projector must and may mark as
+    retries, and so each leg's keep-alive count."""
+    run = truth.run
     run.wall_start, run.max_delay_s, run.non_200 = (
         report.wall_start,
         report.max_delay_s,
@@ -105,4 +144,5 @@ def record_delivery(
     )
     run.undelivered_sessions = sessions_of(sends[i] for i in report.failed)
     window_s = projector_settings(scenario)["projector_retry_window_s"]
-    run.retries_low, run.retries_high = retry_bounds(report.duplicate_gaps_s, window_s)
+    run.retries_low, run.retries_high = retry_bounds(report.repeat_gaps_s, window_s)
+    keepalive_bounds(truth.legs, sends, report.repeat_gaps_s, window_s)

@@ -56,6 +56,11 @@ class LegTruth:
     media_provider: str = ""
     keepalives: int = 0
     """``StreamKeepAliveEvent`` hooks delivered, retries aside (late ones after the end too)."""
+    keepalives_low: int | None = None
+    keepalives_high: int | None = None
+    """The least and most ``keepalive_count`` the projector may show when receipts strayed
+    under load: a duplicate stamped outside the retry window counts, a keep-alive stamped
+    within it of the previous one does not (None: exactly ``keepalives``)."""
     last_keepalive: float | None = None
     """Arrival moment of the latest delivered keep-alive."""
 
@@ -105,9 +110,9 @@ class RunInfo:
     """Sessions with a hook the receiver did not accept: check leaves them out."""
     retries_low: int | None = None
     retries_high: int | None = None
-    """How many duplicates the projector must and may mark as retries: a copy is one when
-    its receipt is within the retry window of its original's, and under load the receipts
-    of a pair can stray apart (None: every duplicate must be marked)."""
+    """How many hooks the projector must and may mark as retries: a hook is one when its
+    receipt is within the retry window of an earlier copy's, and under load receipts stray
+    (None: exactly the duplicates)."""
 
     @property
     def tolerance_s(self) -> float:

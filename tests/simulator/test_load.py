@@ -13,7 +13,7 @@ import uvicorn
 
 from bench.echo_app import app as echo_app
 from simulator.connections import answer_length
-from simulator.load import duplicate_gaps, send_day
+from simulator.load import repeat_gaps, send_day
 from simulator.schedule import Send
 
 
@@ -87,19 +87,23 @@ def test_answer_length(data: bytes, expected: tuple[int, int] | None) -> None:
     assert answer_length(bytearray(data)) == expected
 
 
-def test_a_duplicate_is_paired_with_the_latest_earlier_copy_of_its_body() -> None:
+def test_a_repeated_body_is_paired_with_its_latest_earlier_answered_copy() -> None:
     keepalive = b'{"mediaSessionId": "leg-1"}'
     sends = [
         Send(0.0, "StreamKeepAliveEvent", keepalive),
-        Send(10.0, "StreamKeepAliveEvent", keepalive),  # the same body, one interval later
+        Send(10.0, "StreamKeepAliveEvent", keepalive),  # the leg's next keep-alive
         Send(10.5, "StreamKeepAliveEvent", keepalive, duplicate=True),
-        Send(11.0, "StreamStatusEvent", keepalive, duplicate=True),  # no original: skipped
+        Send(11.0, "StreamStatusEvent", keepalive),  # another hook: not a repeat
         Send(12.0, "connect", b"{}"),
-        Send(12.2, "connect", b"{}", duplicate=True),  # its original failed: skipped
+        Send(12.2, "connect", b"{}", duplicate=True),  # its original failed: nothing to pair
     ]
     latencies = [0.01, 0.3, 0.02, 0.01, 0.01, 0.01]
-    gaps = duplicate_gaps(sends, speed=10.0, latencies=latencies, failed={4})
-    # 0.05 s apart at 10x: received 0.3 s later at most for the original, 0.02 s for the copy
-    [(least, most)] = gaps
-    assert least == pytest.approx(0.05 - 0.3)
-    assert most == pytest.approx(0.05 + 0.02)
+    gaps = repeat_gaps(sends, speed=10.0, latencies=latencies, failed={4})
+    # at 10x: the next keep-alive 1 s later, the duplicate 0.05 s after it; each receipt lies
+    # between its scheduled moment and its answer
+    assert [index for index, _, _ in gaps] == [1, 2]
+    (_, least, most), (_, dup_least, dup_most) = gaps
+    assert least == pytest.approx(1.0 - 0.01)
+    assert most == pytest.approx(1.0 + 0.3)
+    assert dup_least == pytest.approx(0.05 - 0.3)
+    assert dup_most == pytest.approx(0.05 + 0.02)
