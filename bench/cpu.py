@@ -77,3 +77,9 @@ def per_hook_us(used: dict[str, float], hooks: int) -> dict[str, float]:
     costs = {role: round(seconds / max(hooks, 1) * 1e6, 1) for role, seconds in used.items()}
     costs["total"] = round(sum(used.values()) / max(hooks, 1) * 1e6, 1)
     return dict(sorted(costs.items()))
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has been busy (all cores, from ``/proc/stat``)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait

@@ -43,7 +43,7 @@ import orjson
 import psycopg
 from aiokafka import AIOKafkaProducer
 
-from bench.cpu import busy_seconds_by_role, snapshot
+from bench.cpu import busy_seconds_by_role, machine_busy_s, snapshot
 from bench.topics import create_topics, delete_topics
 from ingest.envelope import Envelope, uuid7
 from ingest.redact import Redactor
@@ -157,12 +157,6 @@ async def produce(settings: Settings, batch: list[Envelope]) -> None:
     finally:
         await producer.stop()
     progress("")
-
-
-def machine_busy_s() -> float:
-    """CPU seconds the whole machine has been busy (all cores, from ``/proc/stat``)."""
-    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
 
 
 @dataclass(slots=True)

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 from faststream.kafka.annotations import KafkaMessage
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections.consume import (
     BatchResult,
@@ -83,11 +83,10 @@ class BatchPipeline:
     applied out of order) and sets ``state.stopped`` so the process exits; on restart,
     consumption resumes from the positions in PostgreSQL. A batch ends the rows silent at its
     watermark only if no batch did in the last :data:`CLOSE_EVERY_S` (that scan of every open
-    leg cost a quarter of a batch's time in PostgreSQL while catching up); between batches
-    :meth:`sweep` does it too. ``fault`` is awaited at
-    ``"written"`` (rows written, transaction open) and ``"committed"`` (PostgreSQL committed):
-    tests crash the projector there. Between batches, :meth:`sweep` ends what has been silent
-    too long by :class:`EventClock`.
+    leg cost a quarter of a batch's time in PostgreSQL while catching up). ``fault`` is
+    awaited at ``"written"`` (rows written, transaction open) and ``"committed"``
+    (PostgreSQL committed): tests crash the projector there. Between batches, :meth:`sweep`
+    ends what has been silent too long by :class:`EventClock`.
     """
 
     def __init__(
@@ -169,12 +168,7 @@ class BatchPipeline:
     async def sweep(self) -> None:
         """Ends the streams and sessions silent too long at :class:`EventClock`'s now, in a
         transaction of its own between batches (the first sweep reads the watermark)."""
-        async with self._writing, self._engine.begin() as conn:
-            if self.clock.anchor is None:
-                self.clock.observe(await watermark(conn))
-            now = self.clock.now()
-            if now is not None:
-                await close_silent_at(conn, now, self._config)
+        await self._end_silent(self._clock_now)
 
     async def finish(self) -> None:
         """Ends what is silent at the watermark if batches were applied since the last batch
@@ -182,11 +176,22 @@ class BatchPipeline:
         then what ending them in every batch would have left, as a rebuild leaves them."""
         if not self._unclosed or self._state.error is not None:
             return
+        await self._end_silent(watermark)
+        self._unclosed = False
+
+    async def _clock_now(self, conn: AsyncConnection) -> datetime | None:
+        if self.clock.anchor is None:
+            self.clock.observe(await watermark(conn))
+        return self.clock.now()
+
+    async def _end_silent(
+        self, now_of: Callable[[AsyncConnection], Awaitable[datetime | None]]
+    ) -> None:
+        """Ends what is silent at ``now_of``'s time, in a transaction of its own."""
         async with self._writing, self._engine.begin() as conn:
-            now = await watermark(conn)
+            now = await now_of(conn)
             if now is not None:
                 await close_silent_at(conn, now, self._config)
-        self._unclosed = False
 
     async def sweep_every(self, interval_s: float) -> None:
         """Sweeps every ``interval_s`` until cancelled; a failed sweep is logged and retried

@@ -94,8 +94,7 @@ class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
         """Disowns ``revoked`` at once (a batch not yet applied drops their records), then
         lets the batch in flight commit: its positions are saved with it, and the next owner
         of these partitions reads them."""
-        owned = self._state.owned if self._state.owned is not None else set()
-        self._state.owned = owned - {(tp.topic, tp.partition) for tp in revoked}
+        self._state.disown((tp.topic, tp.partition) for tp in revoked)
         await self._drain()
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
@@ -116,8 +115,7 @@ class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
                 await consumer.seek_to_beginning(tp)
             else:
                 consumer.seek(tp, offset)
-        owned = self._state.owned if self._state.owned is not None else set()
-        self._state.owned = owned | {(tp.topic, tp.partition) for tp in assigned}
+        self._state.own((tp.topic, tp.partition) for tp in assigned)
         consumer.resume(*assigned)
         logger.info(
             "projections.partitions.assigned",

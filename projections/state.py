@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -17,6 +18,12 @@ class ProjectorState:
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     error: BaseException | None = None
     owned: set[tuple[str, int]] | None = None
+
+    def own(self, pairs: Iterable[tuple[str, int]]) -> None:
+        self.owned = (self.owned or set()) | set(pairs)
+
+    def disown(self, pairs: Iterable[tuple[str, int]]) -> None:
+        self.owned = (self.owned or set()) - set(pairs)
 
     def fail(self, error: BaseException) -> None:
         self.error = error

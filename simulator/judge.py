@@ -149,6 +149,11 @@ class Bounds:
         self.low += certain
         self.high += 1
 
+    @classmethod
+    def count(cls, nominal: int, low: int | None, high: int | None) -> Bounds:
+        """``nominal`` exactly, unless the run recorded the range it may stray to."""
+        return cls(nominal, nominal if low is None else low, nominal if high is None else high)
+
     def admits(self, value: Any) -> bool:
         return value is not None and self.low <= value <= self.high
 
