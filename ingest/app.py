@@ -189,7 +189,7 @@ async def receiving(
         app.answer,
         settings.max_body_bytes,
         settings.rejected_keep_bytes,
-        app.metrics.request_seconds.observe,
+        app.metrics.requests.observe,
     )
     try:
         await server.start(sock)

@@ -3,16 +3,69 @@ merge across the workers of one receiver."""
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15)
+
+
+class RequestMetrics(Collector):
+    """Requests answered, by hook and status, and their latency: counted per request in plain
+    Python and turned into metric families only when scraped.
+
+    prometheus_client's ``Counter.inc`` and ``Histogram.observe`` take a lock each time (1.7 µs
+    a request, measured here); the receiver answers every request on its one event loop
+    thread, so plain integers are exact without one.
+    """
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.bounds = buckets
+        self.counts: dict[tuple[str, int], int] = {}
+        self.bucket_counts = [0] * (len(buckets) + 1)  # the last one: above every bound
+        self.seconds = 0.0
+
+    def count(self, hook: str, status: int) -> None:
+        """Counts one answer; ``hook`` is a bounded label value (see ``metric_hook``)."""
+        key = (hook, status)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def observe(self, seconds: float) -> None:
+        """Counts one request's time from its first byte to its answer."""
+        self.bucket_counts[bisect.bisect_left(self.bounds, seconds)] += 1
+        self.seconds += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "wcs_audit_ingest_requests",
+            "Hook requests answered, by hook and HTTP status",
+            labels=["hook", "status"],
+        )
+        for (hook, status), count in sorted(self.counts.items()):
+            requests.add_metric([hook, str(status)], count)
+        yield requests
+        latency = HistogramMetricFamily(
+            "wcs_audit_ingest_request_seconds", "Time from request to answer"
+        )
+        bounds = (*self.bounds, math.inf)
+        cumulative = itertools.accumulate(self.bucket_counts)
+        latency.add_metric(
+            [],
+            [(go_float(b), float(n)) for b, n in zip(bounds, cumulative, strict=True)],
+            sum_value=self.seconds,
+        )
+        yield latency
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,8 +73,7 @@ class IngestMetrics:
     """The receiver's metrics; ``hook`` labels are the known hook names or ``unknown``."""
 
     registry: CollectorRegistry
-    requests: Counter
-    request_seconds: Histogram
+    requests: RequestMetrics
     produce_seconds: Histogram
     rejected: Counter
     spooled: Counter
@@ -32,20 +84,11 @@ class IngestMetrics:
     @classmethod
     def create(cls) -> IngestMetrics:
         registry = CollectorRegistry(auto_describe=True)
+        requests = RequestMetrics(LATENCY_BUCKETS)
+        registry.register(requests)
         return cls(
             registry=registry,
-            requests=Counter(
-                "wcs_audit_ingest_requests",
-                "Hook requests answered, by hook and HTTP status",
-                ["hook", "status"],
-                registry=registry,
-            ),
-            request_seconds=Histogram(
-                "wcs_audit_ingest_request_seconds",
-                "Time from request to answer",
-                buckets=LATENCY_BUCKETS,
-                registry=registry,
-            ),
+            requests=requests,
             produce_seconds=Histogram(
                 "wcs_audit_ingest_produce_seconds",
                 "Time from a batch's first record to Kafka's acknowledgement of the batch",
@@ -158,3 +201,8 @@ def file_samples(family: Metric) -> list[Sample]:
             value, below[series] = value - below.get(series, 0.0), value
         samples.append((sample.name, sample.labels, value))
     return samples
+
+
+def go_float(value: float) -> str:
+    """A bucket bound as Prometheus writes it (``1.0``, ``+Inf``), as its histograms do."""
+    return str(floatToGoString(value))  # type: ignore[no-untyped-call]

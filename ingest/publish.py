@@ -32,7 +32,7 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from ingest.batching import TIMED_OUT, Batcher
+from ingest.batching import TIMED_OUT, Batch, Batcher
 from ingest.metrics import IngestMetrics
 from ingest.spool import Spool, SpooledRecord
 
@@ -99,24 +99,45 @@ class Publisher:
             self._leave_spooling()
         return True
 
+    def send(self, record: SpooledRecord) -> Batch | None:
+        """Queues ``record`` for Kafka while records go straight there: the batch it joined,
+        whose ``answer`` tells its fate (see :meth:`fall_back` when it is not an
+        acknowledgement). None while spooling: :meth:`publish` it instead."""
+        if self.direct and self.batcher is not None:
+            return self.batcher.add(record)
+        return None
+
     async def publish(self, record: SpooledRecord) -> str:
         """Makes ``record`` durable; returns ``"kafka"`` or ``"spool"``.
 
         Raises :class:`PublishRejected` when Kafka refuses it for good, and
         :class:`~ingest.spool.SpoolError` when it had to be spooled and the spool could not.
         """
-        if self.direct and self.batcher is not None:
-            batch = self.batcher.add(record)
-            outcome = await batch.answer
-            if outcome is TIMED_OUT:
-                self._enter_spooling("produce timed out")
-                self._in_flight[event_id_of(record)] = batch.fate
-            elif not isinstance(outcome, BaseException):
-                return "kafka"
-            elif not is_retriable(outcome):
-                raise PublishRejected(str(outcome)) from outcome
-            else:
-                self._enter_spooling(f"produce failed: {outcome!r}")
+        batch = self.send(record)
+        if batch is None:
+            return await self.spool_record(record)
+        outcome = await batch.answer
+        if is_acknowledged(outcome):
+            return "kafka"
+        return await self.fall_back(record, batch, outcome)
+
+    async def fall_back(self, record: SpooledRecord, batch: Batch, outcome: Any) -> str:
+        """After :meth:`send`'s batch was not acknowledged (``outcome``): raises
+        :class:`PublishRejected` when Kafka refused it for good; otherwise switches to
+        spooling and spools ``record`` (returns ``"spool"``, or raises
+        :class:`~ingest.spool.SpoolError`). A batch that timed out is still in the producer's
+        hands: the drainer waits for its delivery instead of sending the record twice."""
+        if outcome is TIMED_OUT:
+            self._enter_spooling("produce timed out")
+            self._in_flight[event_id_of(record)] = batch.fate
+        elif not is_retriable(outcome):
+            raise PublishRejected(str(outcome)) from outcome
+        else:
+            self._enter_spooling(f"produce failed: {outcome!r}")
+        return await self.spool_record(record)
+
+    async def spool_record(self, record: SpooledRecord) -> str:
+        """Appends ``record`` to the spool (fsync'd); returns ``"spool"``."""
         await self.spool.append(record)
         self.metrics.spool_depth.set(self.spool.depth)
         return "spool"
@@ -197,6 +218,11 @@ REFUSALS = (
     TopicAuthorizationFailedError,
     InvalidTopicError,
 )
+
+
+def is_acknowledged(outcome: Any) -> bool:
+    """Whether a batch's outcome is Kafka's acknowledgement (not a timeout, not an error)."""
+    return outcome is not TIMED_OUT and not isinstance(outcome, BaseException)
 
 
 def is_retriable(error: BaseException) -> bool:

@@ -257,7 +257,9 @@ async def test_health_readiness_and_metrics(receiver: str, client: httpx.AsyncCl
     assert 'wcs_audit_ingest_requests_total{hook="connect",status="200"} 1.0' in metrics
     assert 'wcs_audit_ingest_requests_total{hook="connect",status="400"} 1.0' in metrics
     assert 'wcs_audit_ingest_rejected_total{reason="400"} 1.0' in metrics
-    assert "wcs_audit_ingest_request_seconds_bucket" in metrics
+    # two hooks and two probes were answered before this scrape
+    assert "wcs_audit_ingest_request_seconds_count 4.0" in metrics
+    assert 'wcs_audit_ingest_request_seconds_bucket{le="+Inf"} 4.0' in metrics
     assert "wcs_audit_ingest_spool_depth 0.0" in metrics
 
 
