@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from projections.batch import BatchRows, batch_rows
-from projections.decode import Event, RecordLike, Rejected, Secrets, decode_record
+from projections.decode import BodyCache, Event, RecordLike, Rejected, Secrets, decode_record
 from projections.keepalives import project_keepalives
 from projections.merge import fold
 from projections.positions import TopicPartitionKey, positions_of, save_positions
@@ -167,9 +167,12 @@ class PreparedBatch:
     rows: BatchRows
 
 
-def prepare_batch(records: Sequence[RecordLike], config: ProjectorConfig) -> PreparedBatch:
-    """Decodes ``records`` and derives their rows (pure: no I/O, no clock)."""
-    return assemble_batch(records, [decode_record(r, config.secrets) for r in records], config)
+def prepare_batch(
+    records: Sequence[RecordLike], config: ProjectorConfig, bodies: BodyCache | None = None
+) -> PreparedBatch:
+    """Decodes ``records`` (reusing ``bodies``) and derives their rows (no I/O, no clock)."""
+    decoded = [decode_record(r, config.secrets, bodies) for r in records]
+    return assemble_batch(records, decoded, config)
 
 
 def assemble_batch(
@@ -221,7 +224,10 @@ async def close_silent_at(conn: AsyncConnection, now: datetime, config: Projecto
 
 
 async def apply_batch(
-    conn: AsyncConnection, records: Sequence[RecordLike], config: ProjectorConfig
+    conn: AsyncConnection,
+    records: Sequence[RecordLike],
+    config: ProjectorConfig,
+    bodies: BodyCache | None = None,
 ) -> BatchResult:
     """:func:`prepare_batch` then :func:`apply_prepared` (rebuild and tests use this)."""
-    return await apply_prepared(conn, prepare_batch(records, config), config)
+    return await apply_prepared(conn, prepare_batch(records, config, bodies), config)

@@ -41,7 +41,8 @@ class JsonDocument(bytes):
 # built for every record: a NamedTuple is as immutable as a frozen dataclass and is built in
 # 0.55 µs against 1.4 µs for twelve fields (measured here)
 class Event(NamedTuple):
-    """One hook as the projector sees it; ``body`` has every secret value redacted.
+    """One hook as the projector sees it; ``body`` has every secret value redacted (and may be
+    shared with other events of the same bytes: see :class:`BodyCache`).
 
     ``payload`` is the JSON text to store: the record value itself unless a secret had to be
     redacted here (then the redacted body, serialised).
@@ -197,8 +198,51 @@ def _text(value: Any) -> str | None:
 REQUIRED_HEADERS = ("event-id", "received-at", "hook", "body-hash")
 
 
-def to_event(record: RecordLike, secrets: Secrets = DEFAULT_SECRETS) -> Event:
-    """Decodes one record; raises :class:`DecodeError` if it breaks the record format."""
+def decode_body(value: bytes | None, secrets: Secrets) -> tuple[dict[str, Any], JsonDocument]:
+    """A record value's body, secrets redacted, and the JSON text to store; raises
+    :class:`DecodeError` when it is not a JSON object."""
+    body = parse_body(value)
+    assert value is not None, "parse_body refuses a missing value"
+    payload = JsonDocument(value)  # orjson.loads has checked it is UTF-8
+    if b"\\u0000" in value:
+        body = without_nul(body)
+        payload = JsonDocument(orjson.dumps(body))
+    if secrets.occur_in_body(body, value):
+        redacted = redact_secrets(body, secrets.fields)
+        if redacted != body:  # not all redacted already (the receiver redacts the same names)
+            body = redacted
+            payload = JsonDocument(orjson.dumps(body))
+    return body, payload
+
+
+class BodyCache:
+    """The decoded bodies of recent record values, by their exact bytes.
+
+    A leg's keep-alives, most of the traffic, repeat byte for byte every interval: parsing
+    such a body again, checking it for secrets and wrapping it cost half of decoding a record
+    (12 of 24 µs, measured here). The same bytes decode to the same body with the same
+    secrets, so a hit is exact; the cache holds at most ``limit`` bodies and starts afresh when
+    full. Bodies are shared between the events that carry them: nothing may change one.
+    """
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self.limit = limit
+        self._bodies: dict[bytes, tuple[dict[str, Any], JsonDocument]] = {}
+
+    def get(self, value: bytes) -> tuple[dict[str, Any], JsonDocument] | None:
+        return self._bodies.get(value)
+
+    def put(self, value: bytes, decoded: tuple[dict[str, Any], JsonDocument]) -> None:
+        if len(self._bodies) >= self.limit:
+            self._bodies.clear()
+        self._bodies[value] = decoded
+
+
+def to_event(
+    record: RecordLike, secrets: Secrets = DEFAULT_SECRETS, bodies: BodyCache | None = None
+) -> Event:
+    """Decodes one record; raises :class:`DecodeError` if it breaks the record format.
+    ``bodies``: decoded bodies to reuse for a value seen before (and to add this one to)."""
     headers = dict(record.headers)  # only the headers read below are decoded
     if headers.get("schema") != b"1":
         raise DecodeError(f"unsupported schema {_header(headers, 'schema')!r}")
@@ -215,16 +259,12 @@ def to_event(record: RecordLike, secrets: Secrets = DEFAULT_SECRETS) -> Event:
     except (ValueError, OverflowError) as error:  # UnicodeDecodeError is a ValueError
         raise DecodeError(f"bad header: {error}") from error
     value = record.value or b""
-    body = parse_body(record.value)
-    payload = JsonDocument(value)  # orjson.loads has checked it is UTF-8
-    if b"\\u0000" in value:
-        body = without_nul(body)
-        payload = JsonDocument(orjson.dumps(body))
-    if secrets.occur_in_body(body, value):
-        redacted = redact_secrets(body, secrets.fields)
-        if redacted != body:  # not all redacted already (the receiver redacts the same names)
-            body = redacted
-            payload = JsonDocument(orjson.dumps(body))
+    decoded = None if bodies is None else bodies.get(value)
+    if decoded is None:
+        decoded = decode_body(record.value, secrets)
+        if bodies is not None:
+            bodies.put(value, decoded)
+    body, payload = decoded
     node_id = headers.get("node-id")
     return Event(
         event_id,
@@ -242,10 +282,12 @@ def to_event(record: RecordLike, secrets: Secrets = DEFAULT_SECRETS) -> Event:
     )
 
 
-def decode_record(record: RecordLike, secrets: Secrets = DEFAULT_SECRETS) -> Event | Rejected:
+def decode_record(
+    record: RecordLike, secrets: Secrets = DEFAULT_SECRETS, bodies: BodyCache | None = None
+) -> Event | Rejected:
     """:func:`to_event`, or a :class:`Rejected` naming why the record cannot be read."""
     try:
-        return to_event(record, secrets)
+        return to_event(record, secrets, bodies)
     except DecodeError as error:
         return Rejected(
             topic=record.topic,

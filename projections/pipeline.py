@@ -27,7 +27,7 @@ from projections.consume import (
     assemble_batch,
     close_silent_at,
 )
-from projections.decode import Event, RecordLike, Rejected, decode_record
+from projections.decode import BodyCache, Event, RecordLike, Rejected, decode_record
 from projections.metrics import ProjectorMetrics
 from projections.state import ProjectorState, ProjectorStoppedError
 from projections.upsert import watermark
@@ -43,13 +43,18 @@ CLOSE_EVERY_S = 1.0
 
 
 async def prepare_stepwise(
-    records: Sequence[RecordLike], config: ProjectorConfig, step: int = DECODE_STEP
+    records: Sequence[RecordLike],
+    config: ProjectorConfig,
+    bodies: BodyCache | None = None,
+    step: int = DECODE_STEP,
 ) -> PreparedBatch:
     """``prepare_batch``, yielding to the event loop every ``step`` records so the batch
     in flight can send its next statement meanwhile."""
     decoded: list[Event | Rejected] = []
     for start in range(0, len(records), step):
-        decoded.extend(decode_record(r, config.secrets) for r in records[start : start + step])
+        decoded.extend(
+            decode_record(r, config.secrets, bodies) for r in records[start : start + step]
+        )
         await asyncio.sleep(0)
     return assemble_batch(records, decoded, config)
 
@@ -106,6 +111,7 @@ class BatchPipeline:
         self._state = state
         self._fault = fault
         self._in_flight: asyncio.Task[None] | None = None
+        self._bodies = BodyCache()
         self._writing = asyncio.Lock()  # one transaction at a time: a batch or a sweep
         self._closed_at = float("-inf")  # when a batch last ended silent rows
         self._unclosed = False  # a batch was applied since
@@ -125,7 +131,7 @@ class BatchPipeline:
         records: Sequence[RecordLike] = message.raw_message
         started = time.perf_counter()
         try:
-            batch = await prepare_stepwise(records, self._config)
+            batch = await prepare_stepwise(records, self._config, self._bodies)
         except BaseException as error:
             self._fail(error, len(records))
             raise
@@ -143,7 +149,7 @@ class BatchPipeline:
             )
             if not kept:
                 return
-            batch = await prepare_stepwise(kept, self._config)
+            batch = await prepare_stepwise(kept, self._config, self._bodies)
         self._in_flight = asyncio.create_task(self._apply(batch, started))
         pause = started + self._interval_s - time.perf_counter()
         if pause > 0:

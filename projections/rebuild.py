@@ -20,6 +20,7 @@ from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from projections.consume import ProjectorConfig, apply_batch
+from projections.decode import BodyCache
 from projections.guard import projections_lock
 from projections.tables import PROJECTION_TABLES
 from wcs_audit.settings import Settings
@@ -105,13 +106,14 @@ async def replay(
 ) -> int:
     """Applies every record before ``ends`` in batches; returns how many it applied."""
     total, applied, started = sum(ends.values()), 0, time.perf_counter()
+    bodies = BodyCache()
     remaining = {tp for tp, end in ends.items() if end > 0}
     while remaining:
         fetched = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch_size)
         records = [r for tp, rs in fetched.items() for r in rs if r.offset < ends[tp]]
         if records:
             async with engine.begin() as conn:
-                await apply_batch(conn, records, config)
+                await apply_batch(conn, records, config, bodies)
             applied += len(records)
             progress(Progress(applied, total, time.perf_counter() - started))
         remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}

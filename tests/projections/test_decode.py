@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -11,6 +12,7 @@ import pytest
 from ingest.envelope import Envelope
 from projections.decode import (
     DEFAULT_SECRETS,
+    BodyCache,
     Event,
     Rejected,
     decode_record,
@@ -20,6 +22,7 @@ from projections.decode import (
     redact_secrets,
 )
 from tests.projections.story import NODE, SESSION, T0, Record, sample
+from tests.samples import SAMPLES
 
 EVENT_ID = UUID("01900000-0000-7000-8000-000000000001")
 
@@ -153,3 +156,31 @@ def test_out_of_range_times_do_not_stop_decoding() -> None:
     rejected = decode_record(record_of({}, header_changes={"received-at": b"9" * 30}))
     assert isinstance(rejected, Rejected)
     assert rejected.error.startswith("bad header")
+
+
+SAMPLE_HOOKS = sorted(p.stem for p in SAMPLES.glob("*.json"))
+
+
+@pytest.mark.parametrize("hook", SAMPLE_HOOKS)
+def test_a_body_decoded_from_the_cache_is_the_one_decoded_afresh(hook: str) -> None:
+    record = record_of(sample(hook), hook=hook)
+    bodies = BodyCache()
+    first, again = decode_record(record, bodies=bodies), decode_record(record, bodies=bodies)
+    assert isinstance(first, Event)
+    assert isinstance(again, Event)
+    assert again == first == decode_record(record)  # secrets redacted either way
+    assert again.body is first.body  # the second came from the cache
+
+
+def test_the_cache_keys_on_the_exact_bytes_and_starts_afresh_when_full() -> None:
+    bodies = BodyCache(limit=2)
+    values = [b'{"sessionId": "s", "n": %d}' % n for n in (1, 2, 3)]
+    for value in values:
+        decode_record(replace(record_of({}), value=value), bodies=bodies)
+    assert bodies.get(values[2]) is not None  # the third started a fresh cache
+    assert bodies.get(values[0]) is None
+    spaced = b'{"sessionId": "s", "n":  3}'
+    assert bodies.get(spaced) is None  # same JSON, other bytes: decoded afresh
+    event = decode_record(replace(record_of({}), value=spaced), bodies=bodies)
+    assert isinstance(event, Event)
+    assert event.payload == spaced
