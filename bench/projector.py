@@ -1,7 +1,7 @@
 """Benchmark (not a test): events/s from Kafka into PostgreSQL for a keep-alive-heavy mix.
 
     .venv/bin/python -m bench.projector [--sessions 2000] [--keepalives 20] [--rounds 3]
-                                        [--projectors 1]
+                                        [--projectors 2]
 
 Produces, once, to a fresh topic the story of ``--sessions`` WCS sessions as the receiver
 writes it (each: connect, ESTABLISHED, one publisher and two players with ``--keepalives``
@@ -10,7 +10,7 @@ reference samples with the session's ids, secrets redacted as the receiver redac
 Then, ``--rounds`` times, into a fresh database:
 
 - **projector**: ``--projectors`` real projector processes (``wcs-audit projector``, one
-  consumer group, as ``WCS_AUDIT_PROJECTOR_PROCESSES`` runs them) consume the whole topic; the
+  consumer group; by default as many as ``wcs-audit run`` starts) consume the whole topic; the
   rate and the CPU are taken from the first batch committed once all have joined the group
   (read from their logs) to the last (positions polled every 20 ms), so process start and the
   group join are left out;
@@ -348,7 +348,9 @@ if __name__ == "__main__":
     parser.add_argument("--sessions", type=int, default=2000)
     parser.add_argument("--keepalives", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--projectors", type=int, default=1)
+    parser.add_argument(
+        "--projectors", type=int, default=Settings.from_env(os.environ).projector_processes
+    )
     args = parser.parse_args()
     result = main(args.sessions, args.keepalives, args.rounds, args.projectors)
     print(json.dumps(result))

@@ -1,12 +1,13 @@
 """Benchmark (not a test): the projector's lag at a fixed hook rate, receiver aside.
 
     .venv/bin/python -m bench.projector_lag [--rate 5000] [--seconds 30] [--sessions 3000]
-                                            [--projectors 1]
+                                            [--projectors 2]
 
 Records shaped like the receiver's (the keep-alive-heavy mix of ``bench.projector``, stamped
 ``received-at`` = the moment they are sent) go to a fresh topic open-loop at ``--rate`` per
-second through the receiver's own producer and batcher, as acknowledged hooks would; the real
-projector (``wcs-audit projector``, its own process) writes a fresh database. Every 100 ms the
+second through the receiver's own producer and batcher, as acknowledged hooks would;
+``--projectors`` real projectors (``wcs-audit projector`` processes, one consumer group; by
+default as many as ``wcs-audit run`` starts) write a fresh database. Every 100 ms the
 newest stored ``received_at`` is compared with the wall clock: that lag bounds the lag of every
 hook sent before it. Prints the achieved rate, the lag's p50/p99/max and the CPU per hook of
 each component; writes JSON to ``bench/results/``.
@@ -155,7 +156,9 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=5000)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--sessions", type=int, default=3000)
-    parser.add_argument("--projectors", type=int, default=1)
+    parser.add_argument(
+        "--projectors", type=int, default=Settings.from_env(os.environ).projector_processes
+    )
     args = parser.parse_args()
     result = main(args.rate, args.seconds, args.sessions, args.projectors)
     print(json.dumps(result))
