@@ -14,6 +14,7 @@ at saturation ~0.3 ms. Compare figures taken at the same rate.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
@@ -83,3 +84,21 @@ def machine_busy_s() -> float:
     """CPU seconds the whole machine has been busy (all cores, from ``/proc/stat``)."""
     ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+
+
+def python_speed_ms(repeat: int = 3) -> float:
+    """This machine's speed for pure Python: the best of ``repeat`` timings, in ms, of one
+    fixed loop (2 million additions), taken before the benchmark starts its services.
+
+    Machines of the same kind here differ by up to 3x from day to day (the echo ceiling of
+    ``bench.receiver`` was 38-52k hooks/s one day, 13-15k another); the targets are absolute
+    rates, so every report carries this figure to tell a slower machine from a slower build.
+    """
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.process_time()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        best = min(best, time.process_time() - started)
+    return round(best * 1000, 1)

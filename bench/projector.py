@@ -43,7 +43,7 @@ import orjson
 import psycopg
 from aiokafka import AIOKafkaProducer
 
-from bench.cpu import busy_seconds_by_role, machine_busy_s, snapshot
+from bench.cpu import busy_seconds_by_role, machine_busy_s, python_speed_ms, snapshot
 from bench.topics import create_topics, delete_topics
 from ingest.envelope import Envelope, uuid7
 from ingest.redact import Redactor
@@ -313,6 +313,7 @@ async def prepare_topic(settings: Settings, batch: list[Envelope]) -> None:
 
 
 def main(sessions: int, keepalives: int, rounds: int, projectors: int) -> dict[str, Any]:
+    speed_ms = python_speed_ms()
     base = Settings.from_env(os.environ)
     topic = f"bench.hooks.{uuid.uuid4().hex[:8]}"
     batch = envelopes(sessions, keepalives)
@@ -340,6 +341,7 @@ def main(sessions: int, keepalives: int, rounds: int, projectors: int) -> dict[s
         "median": medians,
         "range": ranges,
         "cpus": os.cpu_count(),
+        "python_speed_ms": speed_ms,
     }
 
 

@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.cpu import busy_seconds_by_role, per_hook_us, snapshot
+from bench.cpu import busy_seconds_by_role, per_hook_us, python_speed_ms, snapshot
 from bench.lag import LagSampler, percentile
 from bench.projector import envelopes
 from bench.topics import create_topics, delete_topics
@@ -96,6 +96,7 @@ async def send_at_rate(
 
 
 def main(rate: float, seconds: float, sessions: int, projectors: int) -> dict[str, Any]:
+    speed_ms = python_speed_ms()
     base = Settings.from_env(os.environ)
     suffix = uuid.uuid4().hex[:8]
     url = base.database_url.rsplit("/", 1)[0] + f"/bench_lag_{suffix}"
@@ -148,6 +149,7 @@ def main(rate: float, seconds: float, sessions: int, projectors: int) -> dict[st
         "lag_s_max": round(max(lags), 2) if lags else None,
         "cpu_us_per_hook": per_hook_us(used, round(achieved * seconds)),  # sender: the producer
         "cpus": os.cpu_count(),
+        "python_speed_ms": speed_ms,
     }
 
 

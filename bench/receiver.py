@@ -39,7 +39,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.cpu import busy_seconds_by_role, per_hook_us, snapshot
+from bench.cpu import busy_seconds_by_role, per_hook_us, python_speed_ms, snapshot
 from wcs_audit.settings import Settings
 from wcs_audit.stack import stack_up
 
@@ -269,6 +269,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     args = parser.parse_args()
 
+    speed_ms = python_speed_ms()
     settings = Settings.from_env(os.environ)
     progress("local stack …")
     stack_up(settings)
@@ -298,7 +299,7 @@ def main() -> None:
         echoes.append(measure("echo", echo_argv, echo_env, 9390, args, tools, work))
         receivers.append(measure("receiver", receiver_argv, env, 9391, args, tools, work))
     kept = asyncio.run(records_in(settings, topic))
-    report(args, echoes, receivers, kept)
+    report(args, echoes, receivers, kept, speed_ms)
 
 
 def answered_200(rounds: list[Round], rates: list[int]) -> int:
@@ -318,7 +319,11 @@ def spread(values: list[float], digits: int) -> str:
 
 
 def report(
-    args: argparse.Namespace, echoes: list[Round], receivers: list[Round], kept: int
+    args: argparse.Namespace,
+    echoes: list[Round],
+    receivers: list[Round],
+    kept: int,
+    speed_ms: float,
 ) -> None:
     ratios = [
         r["throughput"]["ok_rate"] / e["throughput"]["ok_rate"]
@@ -334,6 +339,7 @@ def report(
         "receiver_over_echo": ratios,
         "records_in_kafka": kept,
         "answered_200": answered,
+        "python_speed_ms": speed_ms,
     }
     out.write_text(json.dumps(results, indent=2))
 
@@ -365,7 +371,11 @@ def report(
             for role in roles
         )
         lines.append(f"receiver CPU us/hook (median), {phase}: {costs}")
-    lines += [f"records in Kafka: {kept} (answered 200: {answered})", f"results: {out}"]
+    lines += [
+        f"records in Kafka: {kept} (answered 200: {answered})",
+        f"machine: {speed_ms} ms for bench.cpu.python_speed_ms (lower is faster)",
+        f"results: {out}",
+    ]
     print("\n" + "\n".join(lines))
 
 
