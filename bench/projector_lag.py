@@ -113,7 +113,7 @@ def main(rate: float, seconds: float, sessions: int, projectors: int) -> dict[st
         "WCS_AUDIT_PROJECTOR_METRICS_PORT": "0",
         "WCS_AUDIT_LOG_LEVEL": os.environ.get("WCS_AUDIT_LOG_LEVEL", "WARNING"),
     }
-    sampler = LagSampler(url, interval_s=0.1)
+    sampler = LagSampler(url, settings.topic, interval_s=0.1)
     running: list[subprocess.Popen[bytes]] = []
     try:
         upgrade(url)

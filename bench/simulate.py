@@ -1,14 +1,16 @@
 """Benchmark (not a test): a simulated WCS day end to end at a target hook rate.
 
     .venv/bin/python -m bench.simulate [--sessions 400] [--minutes 30] [--speed 100]
-                                       [--burst 1000] [--workers 2] [--skip-e2e]
+                                       [--burst 1000] [--workers 2] [--projectors 2]
+                                       [--skip-e2e]
 
 In one run it measures
 
 - the **baseline**: the same schedule sent open-loop to a bare echo app (uvicorn), i.e. what the
   simulator's sender reaches on this machine with nothing behind the HTTP answer;
 - **end to end**: the schedule sent to the real receiver (``--workers`` processes) on a fresh
-  topic, with the real projector (timing scaled to the speed) writing a fresh database: rates,
+  topic, with ``--projectors`` real projectors (one consumer group, timing scaled to the speed;
+  by default as many as ``wcs-audit run`` starts) writing a fresh database: rates,
   receive latency, the projector's lag (newest stored ``received_at`` behind the wall clock,
   sampled every second, and the drain time after the last hook), and ``check``'s mismatches;
 - in both, the **CPU time per hook** of each component (sender, receiver, Kafka, projector,
@@ -114,8 +116,11 @@ def baseline(day: Day, scenario: Scenario, work: Path) -> dict[str, Any]:
     return load_summary(report) | {"cpu_us_per_hook": per_hook_us(used, report.sent)}
 
 
-def end_to_end(day: Day, scenario: Scenario, workers: int, work: Path) -> dict[str, Any]:
-    """The schedule through receiver, Kafka and projector into a fresh database, checked."""
+def end_to_end(
+    day: Day, scenario: Scenario, workers: int, projectors: int, work: Path
+) -> dict[str, Any]:
+    """The schedule through receiver, Kafka and ``projectors`` projectors (one consumer
+    group) into a fresh database, checked."""
     base = Settings.from_env(os.environ)
     suffix = uuid.uuid4().hex[:8]
     url = base.database_url.rsplit("/", 1)[0] + f"/bench_sim_{suffix}"
@@ -123,12 +128,11 @@ def end_to_end(day: Day, scenario: Scenario, workers: int, work: Path) -> dict[s
         topic=f"bench.sim.{suffix}", rejected_topic=f"bench.sim.{suffix}.rejected",
         database_url_env=url,
     )  # fmt: skip
-    http_port, metrics_port = free_port(), free_port()
+    http_port = free_port()
     env = dict(os.environ) | {
         "WCS_AUDIT_TOPIC": settings.topic, "WCS_AUDIT_REJECTED_TOPIC": settings.rejected_topic,
         "WCS_AUDIT_DATABASE_URL": url, "WCS_AUDIT_HTTP_PORT": str(http_port),
         "WCS_AUDIT_RECEIVER_WORKERS": str(workers), "WCS_AUDIT_SPOOL_DIR": str(work / "spool"),
-        "WCS_AUDIT_PROJECTOR_METRICS_PORT": str(metrics_port),
         "WCS_AUDIT_PROJECTOR_GROUP": f"bench-sim-{suffix}", "WCS_AUDIT_LOG_LEVEL": "WARNING",
     } | projector_env(scenario)  # fmt: skip
     create_database(url)
@@ -137,14 +141,21 @@ def end_to_end(day: Day, scenario: Scenario, workers: int, work: Path) -> dict[s
     cli = [sys.executable, "-m", "wcs_audit.cli"]
     try:
         upgrade(url)
-        sampler = LagSampler(url, interval_s=0.25)
-        with (
-            server([*cli, "receiver"], env, receiver_url + "/healthz", work / "receiver.log"),
-            server([*cli, "projector"], env, None, work / "projector.log"),
-        ):
+        sampler = LagSampler(url, settings.topic, interval_s=0.25)
+        with contextlib.ExitStack() as running:
+            running.enter_context(
+                server([*cli, "receiver"], env, receiver_url + "/healthz", work / "receiver.log")
+            )
+            for index in range(projectors):
+                own = env | {"WCS_AUDIT_PROJECTOR_METRICS_PORT": str(free_port())}
+                log = work / f"projector-{index}.log"
+                running.enter_context(server([*cli, "projector"], own, None, log))
             sampler.start()
             before = snapshot()
-            progress(f"end to end: {len(day.sends)} hooks, {workers} receiver worker(s) …")
+            progress(
+                f"end to end: {len(day.sends)} hooks, {workers} receiver worker(s), "
+                f"{projectors} projector(s) …"
+            )
             report = asyncio.run(send_day(day.sends, receiver_url + "/apps/wcs", scenario.speed))
             accepted = report.statuses.get("200", 0)
             drain = sampler.wait_for(accepted, timeout_s=600)
@@ -181,6 +192,9 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--nodes", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--projectors", type=int, default=Settings.from_env(os.environ).projector_processes
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-e2e", action="store_true", help="only the sender baseline")
     parser.add_argument("--skip-baseline", action="store_true", help="only end to end")
@@ -199,7 +213,7 @@ def main() -> None:
         progress("baseline: the same schedule against the bare echo app …")
         result["baseline_echo"] = baseline(day, scenario, work)
     if not args.skip_e2e:
-        result["end_to_end"] = end_to_end(day, scenario, args.workers, work)
+        result["end_to_end"] = end_to_end(day, scenario, args.workers, args.projectors, work)
     result["cpus"] = os.cpu_count()
     print(json.dumps(result))
     out = Path(__file__).parent / "results"
