@@ -89,6 +89,7 @@ class HookReceiver:
         self.redactor = Redactor(settings.secret_fields)
         self.connect_config = settings.connect_rest_client_config
         self._json_types: dict[bytes, bool] = {}
+        self._falling_back: set[asyncio.Task[Answer]] = set()
 
     def count(self, hook: str | None, status: int) -> None:
         """Counts an answer."""
@@ -139,11 +140,14 @@ class HookReceiver:
         outcome = done.result()
         if is_acknowledged(outcome):
             self.count(accepted.hook, 200)
-            answer.set_result(self.accept(accepted))
+            if not answer.done():  # else nobody waits for it any more
+                answer.set_result(self.accept(accepted))
             return
         falling_back = asyncio.ensure_future(
             self.answer_when(self.publisher.fall_back(record, batch, outcome), accepted)
         )
+        self._falling_back.add(falling_back)  # the loop keeps only a weak reference
+        falling_back.add_done_callback(self._falling_back.discard)
         falling_back.add_done_callback(functools.partial(copy_outcome, answer))
 
     async def answer_when(self, publishing: Awaitable[str], accepted: Accepted) -> Answer:
@@ -281,7 +285,10 @@ class HookReceiver:
 
 
 def copy_outcome(answer: asyncio.Future[Answer], done: asyncio.Future[Answer]) -> None:
-    """Resolves ``answer`` as ``done`` resolved (its result, exception or cancellation)."""
+    """Resolves ``answer`` as ``done`` resolved (its result, exception or cancellation),
+    unless ``answer`` is already done."""
+    if answer.done():
+        return
     if done.cancelled():
         answer.cancel()
         return
