@@ -1,4 +1,11 @@
-"""The projector's lag as the benchmarks measure it, and percentiles of a series."""
+"""The projector's lag as the benchmarks measure it, and percentiles of a series.
+
+Two measures: :class:`LagSampler` polls, during the run, how far the newest stored hook is
+behind the clock (progress, and when everything is stored); :func:`commit_lags` reads, after
+the run, when each ``hook_events`` row was committed (PostgreSQL's commit timestamps) and gives
+the lag of every hook exactly. The sampled figure only bounds the lag of one projector: with
+several, the newest row stored by the fastest hides rows the others have not stored yet.
+"""
 
 from __future__ import annotations
 
@@ -60,3 +67,30 @@ def percentile(values: list[float], share: float) -> float | None:
         return None
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 2)
+
+
+COMMIT_LAGS = """
+SELECT count(*),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY lag),
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY lag),
+       max(lag)
+FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin) - received_at) AS lag
+      FROM hook_events) AS lags
+"""
+
+
+def commit_lags(database_url: str) -> dict[str, float | int | None] | None:
+    """Every stored hook's lag, from its ``received-at`` to the commit of the transaction that
+    stored it (then visible): count, p50, p99 and max in seconds. None when the server does not
+    record commit timestamps (``track_commit_timestamp``, on in the local stack)."""
+    with psycopg.connect(libpq_conninfo(database_url, None), autocommit=True) as conn:
+        setting = conn.execute("SHOW track_commit_timestamp").fetchone()
+        if setting is None or setting[0] != "on":
+            return None
+        count, p50, p99, most = conn.execute(COMMIT_LAGS).fetchone() or (0, None, None, None)
+    return {
+        "hooks": count,
+        "p50_s": None if p50 is None else round(p50, 3),
+        "p99_s": None if p99 is None else round(p99, 3),
+        "max_s": None if most is None else round(float(most), 3),
+    }
