@@ -166,6 +166,10 @@ class PreparedBatch:
     rejected: list[Rejected]
     rows: BatchRows
 
+    def oldest_received_at(self) -> datetime | None:
+        """The receive time of the batch's oldest hook (None without events)."""
+        return min((event.received_at for event in self.events), default=None)
+
 
 def prepare_batch(
     records: Sequence[RecordLike], config: ProjectorConfig, bodies: BodyCache | None = None

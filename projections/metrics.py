@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
     from projections.consume import BatchResult
 
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,7 @@ class ProjectorMetrics:
     batches: Counter
     records: Counter
     batch_seconds: Histogram
+    lag_seconds: Histogram
     next_offset: Gauge
 
     @classmethod
@@ -43,6 +46,13 @@ class ProjectorMetrics:
                 buckets=BATCH_BUCKETS,
                 registry=registry,
             ),
+            lag_seconds=Histogram(
+                "wcs_audit_projector_lag_seconds",
+                "Per committed batch: from the receipt of its oldest hook to its commit, the "
+                "longest any of its hooks waited to be visible in the read models",
+                buckets=LAG_BUCKETS,
+                registry=registry,
+            ),
             next_offset=Gauge(
                 "wcs_audit_projector_next_offset",
                 "Next offset to apply, by topic and partition (as stored in PostgreSQL)",
@@ -51,10 +61,14 @@ class ProjectorMetrics:
             ),
         )
 
-    def observe_batch(self, result: BatchResult, seconds: float) -> None:
-        """Records one committed batch."""
+    def observe_batch(
+        self, result: BatchResult, seconds: float, oldest: datetime | None = None
+    ) -> None:
+        """Records one committed batch; ``oldest``: the receive time of its oldest hook."""
         self.batches.inc()
         self.batch_seconds.observe(seconds)
+        if oldest is not None:
+            self.lag_seconds.observe(max(0.0, (datetime.now(UTC) - oldest).total_seconds()))
         for outcome, count in (
             ("applied", result.applied),
             ("retry", result.retries),

@@ -226,7 +226,9 @@ class BatchPipeline:
         except BaseException as error:  # kept in state; the process stops
             self._fail(error, batch.records)
             return
-        self._metrics.observe_batch(result, time.perf_counter() - started)
+        self._metrics.observe_batch(
+            result, time.perf_counter() - started, batch.oldest_received_at()
+        )
         logger.info(
             "projections.batch.applied",
             extra={

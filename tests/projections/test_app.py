@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
@@ -53,3 +54,9 @@ async def test_metrics_count_applied_records(projector_settings: Settings) -> No
         await server.wait_closed()
     assert status == "HTTP/1.1 200 OK"
     assert 'wcs_audit_projector_records_total{outcome="applied"} 62.0' in body
+    # the story happened in 2024: every batch's oldest hook waited longer than the last bucket
+    batches = re.search(r"^wcs_audit_projector_batches_total (\S+)$", body, re.MULTILINE)
+    assert batches is not None
+    assert float(batches.group(1)) >= 1
+    assert 'wcs_audit_projector_lag_seconds_bucket{le="3600.0"} 0.0' in body
+    assert f"wcs_audit_projector_lag_seconds_count {batches.group(1)}" in body
