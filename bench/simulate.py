@@ -11,8 +11,10 @@ In one run it measures
 - **end to end**: the schedule sent to the real receiver (``--workers`` processes) on a fresh
   topic, with ``--projectors`` real projectors (one consumer group, timing scaled to the speed;
   by default as many as ``wcs-audit run`` starts) writing a fresh database: rates,
-  receive latency, the projector's lag (newest stored ``received_at`` behind the wall clock,
-  sampled every second, and the drain time after the last hook), and ``check``'s mismatches;
+  receive latency, the projector's lag (every hook's, from its receipt to the commit that
+  stored it, read from PostgreSQL's commit timestamps; and the newest stored ``received_at``
+  behind the wall clock, sampled, with the drain time after the last hook), and ``check``'s
+  mismatches;
 - in both, the **CPU time per hook** of each component (sender, receiver, Kafka, projector,
   PostgreSQL, echo), from ``/proc``: what the machine's cores allow end to end.
 
@@ -40,8 +42,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from bench.cpu import busy_seconds_by_role, per_hook_us, snapshot
-from bench.lag import LagSampler, percentile
+from bench.cpu import busy_seconds_by_role, per_hook_us, python_speed_ms, snapshot
+from bench.lag import LagSampler, commit_lags, percentile
 from bench.topics import create_topics, delete_topics
 from migrations.run import upgrade
 from simulator.check import compare, read_projections
@@ -165,6 +167,7 @@ def end_to_end(
         truth = day.truth
         record_delivery(truth, scenario, day.sends, report)
         mismatches = compare(truth, read_projections(url))
+        exact = commit_lags(url)
     finally:
         asyncio.run(delete_topics(settings, [settings.topic, settings.rejected_topic]))
         drop_database(url)
@@ -174,6 +177,7 @@ def end_to_end(
         "load": load_summary(report),
         "cpu_us_per_hook": per_hook_us(used, report.sent),  # until the projector drained
         "projector_drain_s_after_last_answer": None if drain is None else round(drain, 1),
+        "lag_of_every_hook": exact,  # receipt to commit; None if the server has no timestamps
         "projector_lag_s_max": round(max(lags), 2) if lags else None,
         "projector_lag_s_p50": percentile(lags, 0.50),
         "projector_lag_s_p99": percentile(lags, 0.99),
@@ -208,7 +212,11 @@ def main() -> None:
     day = build_day(scenario)
     progress(f"built {len(day.sends)} hooks in {time.perf_counter() - started:.1f}s")
     work = Path(tempfile.mkdtemp(prefix="bench-simulate-"))
-    result: dict[str, Any] = {"scenario": asdict(scenario), "hooks": len(day.sends)}
+    result: dict[str, Any] = {
+        "scenario": asdict(scenario),
+        "hooks": len(day.sends),
+        "python_speed_ms": python_speed_ms(),
+    }
     if not args.skip_baseline:
         progress("baseline: the same schedule against the bare echo app …")
         result["baseline_echo"] = baseline(day, scenario, work)
