@@ -18,7 +18,7 @@ import orjson
 from simulator.load import LoadReport, Progress, send_day
 from simulator.scenario import RETRY_WINDOW_S, Scenario
 from simulator.schedule import Send, build_day
-from simulator.truth import LegTruth, Truth, write_truth
+from simulator.truth import CallTruth, LegTruth, Truth, write_truth
 
 SILENCE_S = 3600.0
 """The projector's default stream and session silence, in simulated seconds."""
@@ -98,6 +98,29 @@ def keepalive_bounds(
         truth.keepalives_high = delivered - surely_marked[name]
 
 
+def dtmf_bounds(
+    calls: Iterable[CallTruth],
+    sends: Sequence[Send],
+    gaps_s: Iterable[tuple[int, float, float]],
+    window_s: float,
+) -> None:
+    """Sets each call's ``dtmf_repeats_low``/``_high``: the duplicated ``sendDtmf`` hooks
+    whose copy arrived surely, and possibly, outside the retry window, so that the projector
+    rightly counts their digit twice (a WCS retry is only recognised within the window). A
+    digit really sent again with the same body within the window is not allowed for: the
+    projector takes it for a retry, and the check reports it."""
+    low: Counter[str] = Counter()
+    high: Counter[str] = Counter()
+    for index, least, most in gaps_s:
+        if sends[index].duplicate and sends[index].hook == "sendDtmf":
+            call = str(orjson.loads(sends[index].body).get("callId"))
+            surely, possibly = within_window(least, most, window_s)
+            low[call] += not possibly
+            high[call] += not surely
+    for truth in calls:
+        truth.dtmf_repeats_low, truth.dtmf_repeats_high = low[truth.call_id], high[truth.call_id]
+
+
 def sessions_of(sends: Iterable[Send]) -> list[str]:
     """The distinct ``sessionId`` values of ``sends``' bodies."""
     return sorted({str(orjson.loads(send.body).get("sessionId")) for send in sends})
@@ -146,3 +169,4 @@ def record_delivery(
     window_s = projector_settings(scenario)["projector_retry_window_s"]
     run.retries_low, run.retries_high = retry_bounds(report.repeat_gaps_s, window_s)
     keepalive_bounds(truth.legs, sends, report.repeat_gaps_s, window_s)
+    dtmf_bounds(truth.calls, sends, report.repeat_gaps_s, window_s)

@@ -83,6 +83,10 @@ class CallTruth:
     held_s: float = 0.0
     transfer_status: str | None = None
     dtmf: str | None = None
+    # digits sent twice by a duplicated sendDtmf that the projector must and may count twice
+    # (its copy arrived surely, or possibly, outside the retry window); None: not recorded
+    dtmf_repeats_low: int | None = None
+    dtmf_repeats_high: int | None = None
 
 
 @dataclass(slots=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from simulator.run import keepalive_bounds, retry_bounds
+import pytest
+
+from simulator.check import dtmf_admits
+from simulator.run import dtmf_bounds, keepalive_bounds, retry_bounds
 from simulator.schedule import Send
-from simulator.truth import LegTruth
+from simulator.truth import CallTruth, LegTruth
 
 WINDOW = 0.2
 
@@ -36,3 +39,40 @@ def test_a_legs_keepalive_count_allows_for_strayed_receipts() -> None:
     keepalive_bounds([leg], sends, gaps, WINDOW)
     # four delivered; the duplicate is surely marked, the second keep-alive may be
     assert (leg.keepalives_low, leg.keepalives_high) == (2, 3)
+
+
+def test_a_duplicated_dtmf_that_arrived_outside_the_window_may_count_twice() -> None:
+    star, six = b'{"callId": "c1", "dtmf": "*"}', b'{"callId": "c1", "dtmf": "6"}'
+    sends = [
+        Send(0.0, "sendDtmf", six),
+        Send(1.0, "sendDtmf", star),
+        Send(1.1, "sendDtmf", star, duplicate=True),
+        Send(2.0, "sendDtmf", six),
+        Send(2.1, "sendDtmf", six, duplicate=True),
+    ]
+    call = CallTruth("c1", "node", "session", "app", "out", "a", "b", 0.0, dtmf="6*6")
+    gaps = [
+        (2, 0.1, 0.4),  # the star's copy may have come outside the window
+        (3, 1.9, 2.1),  # the second six repeats the first's body, surely outside
+        (4, 0.0, 0.1),  # the six's copy surely within: a retry
+    ]
+    dtmf_bounds([call], sends, gaps, WINDOW)
+    assert (call.dtmf_repeats_low, call.dtmf_repeats_high) == (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("actual", "low", "high", "admitted"),
+    [
+        ("6*", 0, 0, True),
+        ("6**", 0, 0, False),  # no repeat expected
+        ("6**", 0, 1, True),
+        ("6*", 1, 1, False),  # a repeat was certain
+        ("*6", 0, 0, False),  # not the digits in order
+        ("66*", 0, 1, True),
+        (None, 0, 1, False),
+    ],
+)
+def test_dtmf_sent_admits_the_digits_with_the_repeats_the_run_allows(
+    actual: str | None, low: int, high: int, admitted: bool
+) -> None:
+    assert dtmf_admits("6*", actual, low, high) is admitted
