@@ -1,7 +1,7 @@
 """Benchmark (not a test): events/s from Kafka into PostgreSQL for a keep-alive-heavy mix.
 
     .venv/bin/python -m bench.projector [--sessions 2000] [--keepalives 20] [--rounds 3]
-                                        [--projectors 2]
+                                        [--projectors 1]
 
 Produces, once, to a fresh topic the story of ``--sessions`` WCS sessions as the receiver
 writes it (each: connect, ESTABLISHED, one publisher and two players with ``--keepalives``

@@ -1,7 +1,7 @@
 """Benchmark (not a test): the projector's lag at a fixed hook rate, receiver aside.
 
     .venv/bin/python -m bench.projector_lag [--rate 5000] [--seconds 30] [--sessions 3000]
-                                            [--projectors 2]
+                                            [--projectors 1]
 
 Records shaped like the receiver's (the keep-alive-heavy mix of ``bench.projector``, stamped
 ``received-at`` = the moment they are sent) go to a fresh topic open-loop at ``--rate`` per

@@ -1,7 +1,7 @@
 """Benchmark (not a test): a simulated WCS day end to end at a target hook rate.
 
     .venv/bin/python -m bench.simulate [--sessions 400] [--minutes 30] [--speed 100]
-                                       [--burst 1000] [--workers 2] [--projectors 2]
+                                       [--burst 1000] [--workers 2] [--projectors 1]
                                        [--skip-e2e]
 
 In one run it measures

@@ -160,7 +160,7 @@ class Settings:
     projector_sweep_interval_s: float = _env("PROJECTOR_SWEEP_INTERVAL_S", _positive_float, 5.0)
     projector_metrics_host: str = _env("PROJECTOR_METRICS_HOST", str, "127.0.0.1")
     projector_metrics_port: int = _env("PROJECTOR_METRICS_PORT", _int, 9082)
-    projector_processes: int = _env("PROJECTOR_PROCESSES", _positive_int, 2)
+    projector_processes: int = _env("PROJECTOR_PROCESSES", _positive_int, 1)
 
     # Local stack (wcs-audit stack up)
     kafka_controller_port: int = _env("KAFKA_CONTROLLER_PORT", _int, 9093)
