@@ -119,7 +119,7 @@ class HookReceiver:
         accepted = Accepted(request, hook, parsed, now_us)
         record = self.hook_record(request, hook, parsed, now_us)
         batch = self.publisher.send(record)
-        if batch is None:
+        if batch is None:  # spooling; publish() looks again when it runs: Kafka may be back
             return self.answer_when(self.publisher.publish(record), accepted)
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         batch.answer.add_done_callback(

@@ -68,6 +68,27 @@ def retry_bounds(gaps_s: Iterable[tuple[int, float, float]], window_s: float) ->
     return low, high
 
 
+def marks_by(
+    gaps_s: Iterable[tuple[int, float, float]],
+    sends: Sequence[Send],
+    window_s: float,
+    key: Callable[[Send], str | None],
+) -> tuple[Counter[str], Counter[str], Counter[str]]:
+    """For the repeated hooks of ``gaps_s``, by ``key`` of their send (None: left out): how
+    many there are, and how many the projector surely and possibly marks as retries."""
+    repeats: Counter[str] = Counter()
+    surely_marked: Counter[str] = Counter()
+    possibly_marked: Counter[str] = Counter()
+    for index, least, most in gaps_s:
+        name = key(sends[index])
+        if name is not None:
+            surely, possibly = within_window(least, most, window_s)
+            repeats[name] += 1
+            surely_marked[name] += surely
+            possibly_marked[name] += possibly
+    return repeats, surely_marked, possibly_marked
+
+
 def keepalive_bounds(
     legs: Iterable[LegTruth],
     sends: Sequence[Send],
@@ -84,13 +105,9 @@ def keepalive_bounds(
         return leg_of[send.body]
 
     extra = Counter(leg(s) for s in sends if s.duplicate and s.hook == "StreamKeepAliveEvent")
-    surely_marked: Counter[str] = Counter()
-    possibly_marked: Counter[str] = Counter()
-    for index, least, most in gaps_s:
-        if sends[index].hook == "StreamKeepAliveEvent":
-            surely, possibly = within_window(least, most, window_s)
-            surely_marked[leg(sends[index])] += surely
-            possibly_marked[leg(sends[index])] += possibly
+    _, surely_marked, possibly_marked = marks_by(
+        gaps_s, sends, window_s, lambda s: leg(s) if s.hook == "StreamKeepAliveEvent" else None
+    )
     for truth in legs:
         name = truth.media_session_id
         delivered = truth.keepalives + extra[name]
@@ -109,16 +126,17 @@ def dtmf_bounds(
     rightly counts their digit twice (a WCS retry is only recognised within the window). A
     digit really sent again with the same body within the window is not allowed for: the
     projector takes it for a retry, and the check reports it."""
-    low: Counter[str] = Counter()
-    high: Counter[str] = Counter()
-    for index, least, most in gaps_s:
-        if sends[index].duplicate and sends[index].hook == "sendDtmf":
-            call = str(orjson.loads(sends[index].body).get("callId"))
-            surely, possibly = within_window(least, most, window_s)
-            low[call] += not possibly
-            high[call] += not surely
+
+    def call(send: Send) -> str | None:
+        if send.duplicate and send.hook == "sendDtmf":
+            return str(orjson.loads(send.body).get("callId"))
+        return None
+
+    repeats, surely, possibly = marks_by(gaps_s, sends, window_s, call)
     for truth in calls:
-        truth.dtmf_repeats_low, truth.dtmf_repeats_high = low[truth.call_id], high[truth.call_id]
+        name = truth.call_id
+        truth.dtmf_repeats_low = repeats[name] - possibly[name]
+        truth.dtmf_repeats_high = repeats[name] - surely[name]
 
 
 def sessions_of(sends: Iterable[Send]) -> list[str]:
