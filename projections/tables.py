@@ -132,9 +132,11 @@ hook_events = Table(
     ),
     Column("kafka_partition", Integer, nullable=False),
     Column("kafka_offset", BigInteger, nullable=False),
-    Index(None, "body_hash", "received_at"),
+    # a session's hooks in time order: operators' timelines and the retry lookup
+    Index(None, "session_id", "received_at"),
+    # the retry lookup of hooks without a session (rare: no index entry for the others)
+    Index(None, "body_hash", "received_at", postgresql_where=text("session_id IS NULL")),
     Index(None, "received_at"),
-    Index(None, "session_id"),
     Index(None, "call_id", postgresql_where=text("call_id IS NOT NULL")),
     comment="Audit log: one row per hook, in the order Kafka delivered them",
 )

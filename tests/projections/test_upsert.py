@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from projections.consume import BatchResult, ProjectorConfig, apply_batch
 from projections.decode import Event, decode_record
 from projections.positions import save_positions
 from projections.tables import PROJECTION_TABLES, hook_events, rejected_records, streams
-from projections.upsert import insert_events
+from projections.upsert import insert_events, text_array
 from tests.projections.story import ORPHAN, SESSION2, Record, at, sample, story_event
 from wcs_audit.settings import Settings
 
@@ -147,6 +147,43 @@ async def test_an_event_stored_meanwhile_is_skipped_not_an_error(
     async with engine.connect() as conn:
         stored = (await conn.execute(select(hook_events.c.event_id))).scalars().all()
     assert sorted(stored) == sorted(e.event_id for e in story)
+
+
+async def test_a_copy_within_the_window_is_a_suspected_retry_with_or_without_a_session(
+    engine: AsyncEngine, projector_settings: Settings
+) -> None:
+    """Each hook is applied in a batch of its own, so its copies are found in the table:
+    through the session's hooks, or for a body without a session through its hash alone."""
+    assert projector_settings.projector_retry_window_s == 5.0
+    keepalive = sample("StreamKeepAliveEvent")
+    other_session = sample("StreamKeepAliveEvent", sessionId=SESSION2)
+    sessionless = sample("StreamKeepAliveEvent", sessionId=None)
+    hooks = [
+        (keepalive, 0.0),  # the original
+        (keepalive, 2.0),  # a retry
+        (keepalive, 20.0),  # the next interval's keep-alive
+        (other_session, 21.0),  # another session's: another body
+        (sessionless, 30.0),
+        (sessionless, 34.5),  # a retry
+        (sessionless, 50.0),
+    ]
+    retries = []
+    for n, (body, seconds) in enumerate(hooks):
+        batch = records(("StreamKeepAliveEvent", body, seconds), start=n)
+        retries.append((await apply(engine, projector_settings, batch)).retries)
+    assert retries == [0, 1, 0, 0, 0, 1, 0]
+    async with engine.connect() as conn:
+        marked = await conn.execute(
+            select(hook_events.c.suspected_retry).order_by(hook_events.c.received_at)
+        )
+    assert marked.scalars().all() == [False, True, False, False, False, True, False]
+
+
+async def test_text_array_reaches_postgresql_unchanged(engine: AsyncEngine) -> None:
+    values = ["/10.0.0.1:5000/10.0.0.2:8443", 'a,b "c" \\d {e} NULL', "", None, "NULL"]
+    async with engine.connect() as conn:
+        stored = await conn.execute(text("SELECT CAST(:a AS text[])"), {"a": text_array(values)})
+    assert stored.scalar_one() == values
 
 
 def decode_event(event: Any) -> Event:
