@@ -24,7 +24,7 @@ from projections.metrics import ProjectorMetrics
 from projections.pipeline import BatchPipeline, Fault
 from projections.positions import SeekToStoredPositions
 from projections.state import ProjectorState
-from wcs_audit.heap import settle_heap
+from wcs_audit.heap import BATCH_YOUNG_THRESHOLD, settle_heap
 from wcs_audit.logs import configure_logging
 from wcs_audit.settings import Settings
 
@@ -185,7 +185,7 @@ async def run_projector(settings: Settings) -> int:
     )
     try:
         await projector.start()
-        settle_heap()
+        settle_heap(BATCH_YOUNG_THRESHOLD)
         logger.info("projections.projector.started", extra={"topic": settings.topic})
         await projector.state.stopped.wait()
     except ProjectionsBusyError as error:

@@ -68,11 +68,11 @@ def cmd_projections_rebuild(_: argparse.Namespace, settings: Settings) -> int:
 
     from projections.guard import ProjectionsBusyError
     from projections.rebuild import Progress, rebuild
-    from wcs_audit.heap import settle_heap
+    from wcs_audit.heap import BATCH_YOUNG_THRESHOLD, settle_heap
     from wcs_audit.logs import configure_logging
 
     configure_logging(settings.log_level)
-    settle_heap()
+    settle_heap(BATCH_YOUNG_THRESHOLD)
 
     def show(progress: Progress) -> None:
         share = 100 * progress.applied / progress.total if progress.total else 100.0

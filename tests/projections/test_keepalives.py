@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from projections.consume import ProjectorConfig, apply_batch
-from projections.decode import Event, decode_record
+from projections.decode import BodyCache, Event, decode_record
 from projections.merge import Model, Row, fold
 from projections.rows import SESSIONS, STREAMS, session_part, stream_part
 from projections.tables import sessions, streams
@@ -65,17 +65,20 @@ async def stored(engine: AsyncEngine, model: Model, table: Any, key: str) -> dic
         return {row[key]: {name: row[name] for name in model.columns} for row in rows}
 
 
+@pytest.mark.parametrize("cached", [False, True], ids=["fresh", "cached"])
 @pytest.mark.parametrize("seed", range(3))
 async def test_fast_path_equals_the_generic_fold(
-    engine: AsyncEngine, projector_settings: Settings, seed: int
+    engine: AsyncEngine, projector_settings: Settings, seed: int, cached: bool
 ) -> None:
+    """``cached``: keep-alives of the same bytes share one decoded body."""
     records = keepalives()
     events = [e for e in map(decode_record, records) if isinstance(e, Event)]
     random.Random(seed).shuffle(records)
     config = ProjectorConfig.from_settings(projector_settings)
+    bodies = BodyCache() if cached else None
     for batch in (records[:5], records[5:]):  # two transactions, in a shuffled order
         async with engine.begin() as conn:
-            await apply_batch(conn, batch, config)
+            await apply_batch(conn, batch, config, bodies)
 
     legs = await stored(engine, STREAMS, streams, "media_session_id")
     assert legs == generic(STREAMS, [stream_part(e) for e in events], "media_session_id")
