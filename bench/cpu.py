@@ -2,9 +2,10 @@
 
 A snapshot sums user + system time of every live process under the role its command line
 names; the difference of two snapshots, divided by the hooks handled in between, is what each
-component costs per hook. Only processes alive at both snapshots count (the benchmarks take
-both while their services run; a load tool that runs as a child within the window, like wrk or
-vegeta, is not counted).
+component costs per hook. Processes alive at both snapshots count, and so do those of a named
+role started in between (a PostgreSQL backend opened by a projector's first batch, say); a
+process that ended in between is not seen, nor is an unnamed one started in between (a load
+tool run as a child within the window, like wrk or vegeta).
 
 On this VM the figures depend on the load: at a few hundred hooks/s the receiver used
 ~2 ms of CPU per hook (every process wakes up for every request, and a waking vCPU is slow),
@@ -65,11 +66,14 @@ def snapshot(sender: int | None = None) -> dict[int, tuple[str, float]]:
 def busy_seconds_by_role(
     before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
 ) -> dict[str, float]:
-    """CPU seconds each role used between two snapshots (processes alive at both)."""
+    """CPU seconds each role used between two snapshots (see the module docstring)."""
     used: dict[str, float] = {}
     for pid, (role, seconds) in after.items():
-        if pid in before:
-            used[role] = used.get(role, 0.0) + seconds - before[pid][1]
+        prior = before.get(pid)
+        if prior is not None and prior[0] == role and prior[1] <= seconds:
+            used[role] = used.get(role, 0.0) + seconds - prior[1]
+        elif role not in ("other", "sender"):  # started in between (or a reused pid)
+            used[role] = used.get(role, 0.0) + seconds
     return used
 
 
