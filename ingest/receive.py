@@ -117,7 +117,7 @@ class HookReceiver:
         if not isinstance(parsed, dict):
             return self.reject(request, hook, now_us, Denial(400, "the body must be a JSON object"))
         accepted = Accepted(request, hook, parsed, now_us)
-        record = self.hook_record(request, hook, parsed, now_us)
+        record = self.hook_record(accepted)
         batch = self.publisher.send(record)
         if batch is None:  # spooling; publish() looks again when it runs: Kafka may be back
             return self.answer_when(self.publisher.publish(record), accepted)
@@ -175,11 +175,10 @@ class HookReceiver:
         assert accepted.request.body is not None
         return Answer(200, self.echo(accepted.hook, accepted.request.body, accepted.parsed), JSON)
 
-    def hook_record(
-        self, request: Request, hook: str, parsed: dict[str, Any], now_us: int
-    ) -> SpooledRecord:
+    def hook_record(self, accepted: Accepted) -> SpooledRecord:
         """The hook-topic record of an accepted request (the envelope of
         :mod:`ingest.envelope`): redacted body, session key, schema 1 headers."""
+        request, hook, parsed, now_us = accepted
         assert request.body is not None
         value, redacted = self.redactor.redact(request.body, parsed)
         node_id = text_field(parsed, "nodeId")
