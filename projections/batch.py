@@ -6,6 +6,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from projections.decode import SECRET_FIELDS, Event, drop_secrets
+from projections.facts import text_of
 from projections.keepalives import keepalive_rows
 from projections.merge import Row
 from projections.rows import (
@@ -14,7 +15,6 @@ from projections.rows import (
     session_part,
     status_of,
     stream_part,
-    text_of,
 )
 
 

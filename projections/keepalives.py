@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from projections.decode import Event, from_millis
+from projections.decode import Event
 from projections.merge import Row
-from projections.rows import SESSIONS, STREAMS, stream_attrs, text_of
+from projections.rows import SESSIONS, STREAMS
 from projections.tables import sessions, streams
 from projections.upsert import upsert_model
 
@@ -32,8 +32,8 @@ def group_by_leg(events: Sequence[Event]) -> dict[str, list[Event]]:
     """Keep-alives by ``mediaSessionId`` (the ones without one name no leg)."""
     legs: dict[str, list[Event]] = {}
     for event in events:
-        leg = event.body.get("mediaSessionId")
-        if isinstance(leg, str) and leg:
+        leg = event.facts.media_session_id
+        if leg is not None:
             group = legs.get(leg)
             if group is None:
                 legs[leg] = [event]
@@ -46,12 +46,12 @@ def leg_row(leg: str, events: Sequence[Event]) -> Row:
     """One narrow ``streams`` row for all keep-alives of one leg."""
     ordered = sorted(events, key=_newest_first, reverse=True) if len(events) > 1 else events
     latest, first = ordered[0], ordered[-1].received_at
-    created = [t for e in events if (t := from_millis(e.body.get("createDate"))) is not None]
+    created = [t for e in events if (t := e.facts.created_at) is not None]
     row: Row = {
         "media_session_id": leg,
         "node_id": latest.node_id,
         "session_id": latest.session_id,
-        "app": text_of(latest.body, "appKey"),
+        "app": latest.facts.app,
         "first_seen_at": first,
         "last_seen_at": latest.received_at,
         "started_at": first,
@@ -68,7 +68,7 @@ def leg_row(leg: str, events: Sequence[Event]) -> Row:
 def _leg_status(ordered: Sequence[Event]) -> Row:
     """The status of the newest keep-alive that carries one (all are rank 1)."""
     for event in ordered:
-        status = text_of(event.body, "status")
+        status = event.facts.status
         if status is not None:
             return {
                 "status": status,
@@ -81,13 +81,13 @@ def _leg_status(ordered: Sequence[Event]) -> Row:
 
 def _leg_attrs(ordered: Sequence[Event]) -> Row:
     """Each attribute from the newest keep-alive that carries a value for it."""
-    attrs = stream_attrs(ordered[0].body)
+    attrs = dict(ordered[0].facts.stream or {})
     missing = [name for name, value in attrs.items() if value is None]
     for event in ordered[1:]:
         if not missing:
             break
-        older = stream_attrs(event.body)
-        for name in [n for n in missing if older[n] is not None]:
+        older = event.facts.stream or {}
+        for name in [n for n in missing if older.get(n) is not None]:
             attrs[name] = older[name]
             missing.remove(name)
     return attrs
@@ -106,7 +106,7 @@ def session_rows(events: Sequence[Event]) -> list[Row]:
             rows[key] = {
                 "node_id": key[0],
                 "session_id": key[1],
-                "app": text_of(event.body, "appKey"),
+                "app": event.facts.app,
                 "first_seen_at": at,
                 "last_seen_at": at,
             }
@@ -116,7 +116,7 @@ def session_rows(events: Sequence[Event]) -> list[Row]:
         elif at > row["last_seen_at"]:
             row["last_seen_at"] = at
         if row["app"] is None:
-            row["app"] = text_of(event.body, "appKey")
+            row["app"] = event.facts.app
     return list(rows.values())
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 from uuid import UUID
 
-from projections.decode import Event, drop_secrets, from_millis
+from projections.decode import Event, drop_secrets
+from projections.facts import bool_of, int_of, text_of
 from projections.merge import Model, Row, status_group
 
 SESSIONS = Model(
@@ -91,48 +91,26 @@ TRANSFER_TERMINAL = frozenset({"COMPLETED", "FAILED"})
 SESSION_TERMINAL = frozenset({"FAILED", "DISCONNECTED"})
 
 
-def text_of(body: Mapping[str, Any], name: str) -> str | None:
-    """``body[name]`` if it is a non-empty string, else None."""
-    value = body.get(name)
-    return value if isinstance(value, str) and value else None
-
-
-INT32 = range(-(2**31), 2**31)
-
-
-def _int(body: Mapping[str, Any], name: str, zero_is_none: bool = False) -> int | None:
-    """``body[name]`` if it is an integer an ``integer`` column can hold, else None."""
-    value = body.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or value not in INT32:
-        return None
-    return None if zero_is_none and value == 0 else value
-
-
-def _bool(body: Mapping[str, Any], name: str) -> bool | None:
-    value = body.get(name)
-    return value if isinstance(value, bool) else None
-
-
 def status_of(event: Event) -> str | None:
     """The ``status`` field of the body, if it is a non-empty string."""
-    return text_of(event.body, "status")
+    return event.facts.status
 
 
 def event_row(event: Event, suspected_retry: bool) -> Row:
     """The ``hook_events`` row of ``event``."""
-    body = event.body
+    facts = event.facts
     return {
         "event_id": event.event_id,
         "hook": event.hook,
         "known": event.known,
         "received_at": event.received_at,
         "node_id": event.node_id,
-        "app": text_of(body, "appKey"),
+        "app": facts.app,
         "session_id": event.session_id,
-        "media_session_id": text_of(body, "mediaSessionId"),
-        "call_id": text_of(body, "callId"),
-        "operation_id": text_of(body, "operationId"),
-        "status": status_of(event),
+        "media_session_id": facts.media_session_id,
+        "call_id": facts.call_id,
+        "operation_id": facts.operation_id,
+        "status": facts.status,
         "remote_addr": event.remote_addr,
         "payload": event.payload,
         "body_hash": event.body_hash,
@@ -211,38 +189,22 @@ def session_part(event: Event, secret_fields: Collection[str]) -> Row | None:
 
 def stream_part(event: Event) -> Row | None:
     """The stream leg's partial row; None unless a stream hook names a mediaSessionId."""
-    body, at = event.body, event.received_at
-    media_session_id = text_of(body, "mediaSessionId")
-    if event.hook not in STREAM_HOOKS or media_session_id is None:
+    facts, at = event.facts, event.received_at
+    if event.hook not in STREAM_HOOKS or facts.stream is None:
         return None
-    row = STREAMS.empty({"media_session_id": media_session_id})
+    row = STREAMS.empty({"media_session_id": facts.media_session_id})
     row.update(
         node_id=event.node_id,
         session_id=event.session_id,
-        app=text_of(body, "appKey"),
+        app=facts.app,
         first_seen_at=at,
         last_seen_at=at,
-        created_at=from_millis(body.get("createDate")),
+        created_at=facts.created_at,
         attrs_at=at,
     )
-    row.update(stream_attrs(body))
+    row.update(facts.stream)
     row.update(stream_lifecycle(event))
     return row
-
-
-def stream_attrs(body: Mapping[str, Any]) -> Row:
-    """The descriptive columns of a stream body (a size of 0 means "not known yet")."""
-    published = _bool(body, "published")
-    return {
-        "name": text_of(body, "name"),
-        "role": None if published is None else ("publisher" if published else "player"),
-        "media_provider": text_of(body, "mediaProvider"),
-        "audio_codec": text_of(body, "audioCodec"),
-        "video_codec": text_of(body, "videoCodec"),
-        "width": _int(body, "width", zero_is_none=True),
-        "height": _int(body, "height", zero_is_none=True),
-        "record": _bool(body, "record"),
-    }
 
 
 def stream_lifecycle(event: Event) -> Row:
@@ -273,7 +235,7 @@ def call_part(event: Event) -> Row | None:
     if event.hook not in CALL_HOOKS or call_id is None:
         return None
     row = CALLS.empty({"call_id": call_id})
-    incoming = _bool(body, "incoming")
+    incoming = bool_of(body, "incoming")
     row.update(
         node_id=event.node_id,
         session_id=event.session_id,
@@ -298,7 +260,7 @@ def call_lifecycle(event: Event) -> Row:
     if hook in {"call", "OnCallEvent"}:
         row: Row = {"created_at": at}
         if status:
-            row |= _status(0, event, status) | {"sip_status": _int(body, "sipStatus")}
+            row |= _status(0, event, status) | {"sip_status": int_of(body, "sipStatus")}
             row |= {"ring_at": at} if status in CALL_RINGING else {}
         return row
     if hook == "hangup":
@@ -312,7 +274,7 @@ def call_lifecycle(event: Event) -> Row:
         rank = 2 if status in CALL_TERMINAL else 0 if status in CALL_EARLY else 1
         row = _status(rank, event, status) | {
             "info": text_of(body, "info"),
-            "sip_status": _int(body, "sipStatus"),
+            "sip_status": int_of(body, "sipStatus"),
         }
         row |= {"ring_at": at} if status in CALL_RINGING else {}
         row |= {"established_at": at} if status == "ESTABLISHED" else {}

@@ -18,9 +18,9 @@ from projections.decode import (
     decode_record,
     drop_secrets,
     from_micros,
-    from_millis,
     redact_secrets,
 )
+from projections.facts import from_millis
 from tests.projections.story import NODE, SESSION, T0, Record, sample
 from tests.samples import SAMPLES
 

@@ -10,6 +10,7 @@ from uuid import UUID
 import pytest
 
 from projections.decode import Event, JsonDocument, redact_secrets
+from projections.facts import facts_of
 from projections.rows import (
     call_lifecycle,
     event_row,
@@ -34,11 +35,12 @@ def event(
         remote_addr=None,
         node_id=body.get("nodeId"),
         session_id=body.get("sessionId"),
-        body=redact_secrets(body),
+        body=(redacted := redact_secrets(body)),
         body_hash=digest,
         partition=0,
         offset=n,
-        payload=JsonDocument(json.dumps(redact_secrets(body)).encode()),
+        payload=JsonDocument(json.dumps(redacted).encode()),
+        facts=facts_of(redacted),
     )
 
 
