@@ -45,7 +45,7 @@ def _owner(event: Event) -> Row:
         "event_id": event.event_id,
         "node_id": event.node_id,
         "session_id": event.session_id,
-        "app": text_of(event.body, "appKey"),
+        "app": event.facts.app,
     }
 
 

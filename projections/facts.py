@@ -73,18 +73,17 @@ class BodyFacts(NamedTuple):
     operation_id: str | None
     status: str | None
     created_at: datetime | None
-    stream: Mapping[str, Any] | None  # stream_attrs, for a body that names a leg
+    stream: Mapping[str, Any]  # stream_attrs (a row takes them only for a body naming a leg)
 
 
 def facts_of(body: Mapping[str, Any]) -> BodyFacts:
     """The :class:`BodyFacts` of ``body``."""
-    leg = text_of(body, "mediaSessionId")
     return BodyFacts(
         app=text_of(body, "appKey"),
-        media_session_id=leg,
+        media_session_id=text_of(body, "mediaSessionId"),
         call_id=text_of(body, "callId"),
         operation_id=text_of(body, "operationId"),
         status=text_of(body, "status"),
         created_at=from_millis(body.get("createDate")),
-        stream=stream_attrs(body) if leg else None,
+        stream=stream_attrs(body),
     )

@@ -81,13 +81,13 @@ def _leg_status(ordered: Sequence[Event]) -> Row:
 
 def _leg_attrs(ordered: Sequence[Event]) -> Row:
     """Each attribute from the newest keep-alive that carries a value for it."""
-    attrs = dict(ordered[0].facts.stream or {})
+    attrs = dict(ordered[0].facts.stream)
     missing = [name for name, value in attrs.items() if value is None]
     for event in ordered[1:]:
         if not missing:
             break
-        older = event.facts.stream or {}
-        for name in [n for n in missing if older.get(n) is not None]:
+        older = event.facts.stream
+        for name in [n for n in missing if older[n] is not None]:
             attrs[name] = older[name]
             missing.remove(name)
     return attrs

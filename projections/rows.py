@@ -156,7 +156,7 @@ def session_part(event: Event, secret_fields: Collection[str]) -> Row | None:
         return None
     body, at = event.body, event.received_at
     row = SESSIONS.empty({"node_id": event.node_id or "", "session_id": event.session_id})
-    row.update(app=text_of(body, "appKey"), first_seen_at=at, last_seen_at=at)
+    row.update(app=event.facts.app, first_seen_at=at, last_seen_at=at)
     if event.hook in {"connect", "ConnectionStatusEvent", "RegistrationStatusEvent"}:
         custom = body.get("custom")
         providers = body.get("mediaProviders")
@@ -190,7 +190,7 @@ def session_part(event: Event, secret_fields: Collection[str]) -> Row | None:
 def stream_part(event: Event) -> Row | None:
     """The stream leg's partial row; None unless a stream hook names a mediaSessionId."""
     facts, at = event.facts, event.received_at
-    if event.hook not in STREAM_HOOKS or facts.stream is None:
+    if event.hook not in STREAM_HOOKS or facts.media_session_id is None:
         return None
     row = STREAMS.empty({"media_session_id": facts.media_session_id})
     row.update(
@@ -231,7 +231,7 @@ def stream_lifecycle(event: Event) -> Row:
 def call_part(event: Event) -> Row | None:
     """The call's partial row; None unless a call hook names a callId."""
     body, at = event.body, event.received_at
-    call_id = text_of(body, "callId")
+    call_id = event.facts.call_id
     if event.hook not in CALL_HOOKS or call_id is None:
         return None
     row = CALLS.empty({"call_id": call_id})
@@ -239,7 +239,7 @@ def call_part(event: Event) -> Row | None:
     row.update(
         node_id=event.node_id,
         session_id=event.session_id,
-        app=text_of(body, "appKey"),
+        app=event.facts.app,
         first_seen_at=at,
         last_seen_at=at,
         direction=None if incoming is None else ("incoming" if incoming else "outgoing"),
@@ -285,11 +285,11 @@ def call_lifecycle(event: Event) -> Row:
 def data_part(event: Event, secret_fields: Collection[str]) -> Row | None:
     """The data message's partial row (``OnDataEvent`` / ``DataStatusEvent``)."""
     body, at = event.body, event.received_at
-    operation_id = text_of(body, "operationId")
+    operation_id = event.facts.operation_id
     if event.hook not in {"OnDataEvent", "DataStatusEvent"} or operation_id is None:
         return None
     row = DATA_MESSAGES.empty({"operation_id": operation_id})
-    row.update(node_id=event.node_id, session_id=event.session_id, app=text_of(body, "appKey"))
+    row.update(node_id=event.node_id, session_id=event.session_id, app=event.facts.app)
     status = status_of(event)
     if event.hook == "OnDataEvent":
         row.update(sent_at=at, payload=drop_secrets(body.get("payload"), secret_fields))
