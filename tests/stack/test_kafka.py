@@ -52,6 +52,13 @@ async def test_round_trip_on_a_fresh_topic(stack: Settings, topic: str) -> None:
     assert all(r.headers == (("hook", b"connect"),) for r in records)
 
 
+def test_the_broker_runs_with_kafkas_own_jvm_options_and_gc_log(stack: Settings) -> None:
+    gc_log = KafkaPaths.of(stack).gc_log.read_text()
+    assert "Using G1" in gc_log
+    command = Path(f"/proc/{KafkaPaths.of(stack).pid.read_text().strip()}/cmdline").read_bytes()
+    assert b"-XX:MaxGCPauseMillis=20" in command.split(b"\0")
+
+
 def test_status_reports_both_services(stack: Settings) -> None:
     status = stack_status(stack)
     assert status.kafka_up

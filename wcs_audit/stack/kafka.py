@@ -41,11 +41,21 @@ def pinned_version() -> str:
 
 VERSION = pinned_version()
 READY_TIMEOUT_S = 90.0
+# the JVM options Kafka's own kafka-run-class.sh starts a broker with (its GC log as below):
+# short G1 pauses (a produce waits out a pause) instead of the JVM's 200 ms default goal
+JVM_OPTIONS = (
+    "-server",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-Djava.awt.headless=true",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class KafkaPaths:
-    """Where the local broker's jars, configuration, data and log live."""
+    """Where the local broker's jars, configuration, data and logs live."""
 
     libs: Path
     home: Path
@@ -72,6 +82,10 @@ class KafkaPaths:
     @property
     def pid(self) -> Path:
         return self.home / "kafka.pid"
+
+    @property
+    def gc_log(self) -> Path:
+        return self.home / "kafkaServer-gc.log"
 
 
 def check_java() -> str:
@@ -250,7 +264,8 @@ def start_kafka(settings: Settings, ready_timeout_s: float = READY_TIMEOUT_S) ->
                 java,
                 "-Xms256m",
                 f"-Xmx{settings.kafka_heap}",
-                "-XX:+UseG1GC",
+                *JVM_OPTIONS,
+                f"-Xlog:gc*:file={paths.gc_log}:time,tags:filecount=5,filesize=20M",
                 f"-Dlog4j2.configurationFile={log4j}",
                 "-Dkafka.logs.dir=" + str(paths.home),
                 "-cp",
