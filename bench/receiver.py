@@ -2,15 +2,19 @@
 server measured in the same run as the ceiling.
 
     .venv/bin/python -m bench.receiver [--workers 2] [--seconds 15] [--rates 1000,2500,5000]
-        [--rounds 3] [--warmup 5]
+        [--rounds 3] [--warmup 5] [--kafka-warmup 40]
 
-Each server first gets ``--warmup`` seconds of wrk that are not measured (the Kafka JVM's JIT
-compiles the produce path in its first seconds of load: a cold first round measured the
-receiver 40 % slower). Then, ``--rounds`` times, echo and receiver alternately (so drift of
-this shared machine hits both alike), two measurements per server:
+The broker first gets ``--kafka-warmup`` seconds of wrk through the receiver, and each server
+``--warmup`` seconds, none of it measured: the Kafka JVM's JIT compiles the produce path over
+its first minute of load (measured here: 59 µs of broker CPU per hook in the first 20 s of
+wrk, 20 µs in the next 20 s, and the receiver 8,739 against 12,735 hooks/s). Then,
+``--rounds`` times, echo and receiver alternately (so drift of this shared machine hits both
+alike), two measurements per server:
 - **throughput**: wrk (closed loop, 128 connections) for ``--seconds``: hooks/s answered 200;
 - **latency at fixed rates**: vegeta (open loop, so queueing shows honestly) at each of
   ``--rates`` hooks/s: p50/p99/max and the share answered 200 (within vegeta's 15 s timeout).
+  Beside the receiver's runs, :mod:`bench.ack_probe` measures Kafka's own acknowledgement
+  latency under the same load, on a topic of its own: the broker's part of the answer time.
 The report gives each figure's median over the rounds, with its range. The receiver runs with
 ``acks=all`` and an idempotent producer, as in production, all on one topic. Results go to
 stdout and to ``bench/results/receiver-<time>.json``. This is a benchmark, not a test.
@@ -40,6 +44,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.cpu import busy_seconds_by_role, per_hook_us, python_speed_ms, snapshot
+from bench.topics import create_topics, delete_topics
 from wcs_audit.settings import Settings
 from wcs_audit.stack import stack_up
 
@@ -246,13 +251,36 @@ def measure(
         results["cpu_throughput"] = per_hook_us(used, round(throughput["requests"]))
         for rate in args.rates:
             progress(f"{name}: vegeta {rate}/s open loop …")
+            probe = start_ack_probe(env, args.seconds) if name == "receiver" else None
             before = snapshot()
             latency = run_vegeta(tools[1], work / "targets.jsonl", rate, args.seconds)
             used = busy_seconds_by_role(before, snapshot())
             progress(f"{name}: p50 {latency['p50_ms']:.2f} ms, p99 {latency['p99_ms']:.2f} ms")
             results[f"at_{rate}"] = latency
             results[f"cpu_at_{rate}"] = per_hook_us(used, round(latency["requests"]))
+            if probe is not None:
+                results[f"kafka_ack_at_{rate}"] = json.loads(probe.communicate(timeout=60)[0])
     return results
+
+
+def start_ack_probe(env: dict[str, str], seconds: int) -> subprocess.Popen[bytes]:
+    """:mod:`bench.ack_probe` on the probe topic for ``seconds``, started now."""
+    probe_env = {**env, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "bench.ack_probe", "--topic", env["WCS_AUDIT_TOPIC"] + ".probe"]
+    return subprocess.Popen(
+        [*argv, "--seconds", str(seconds)], env=probe_env, stdout=subprocess.PIPE
+    )
+
+
+def warm_broker(
+    receiver_argv: list[str], env: dict[str, str], seconds: int, wrk: str, work: Path
+) -> None:
+    """``seconds`` of wrk through the receiver, not measured: the broker's JIT warm-up."""
+    url = "http://127.0.0.1:9391"
+    wrk_script(hook_mix(20_000, sessions=2_000), work / "mix.lua")
+    with server(receiver_argv, env, url, work / "receiver.log"):
+        progress(f"Kafka warm-up through the receiver, {seconds}s (not measured) …")
+        run_wrk(wrk, work / "mix.lua", url, seconds)
 
 
 Round = dict[str, dict[str, float]]
@@ -267,6 +295,7 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--kafka-warmup", type=int, default=40)
     args = parser.parse_args()
 
     speed_ms = python_speed_ms()
@@ -292,6 +321,10 @@ def main() -> None:
     ]  # fmt: skip
     echo_env = {**os.environ, "PYTHONPATH": str(ROOT)}
     receiver_argv = [sys.executable, "-m", "wcs_audit.cli", "receiver"]
+    asyncio.run(create_topics(settings, [topic + ".probe"]))
+    if args.kafka_warmup > 0:  # on a topic of its own: the bench topic holds measured hooks only
+        warmup_env = {**env, "WCS_AUDIT_TOPIC": topic + ".warmup"}
+        warm_broker(receiver_argv, warmup_env, args.kafka_warmup, tools[0], work)
     echoes: list[Round] = []
     receivers: list[Round] = []
     for number in range(1, args.rounds + 1):
@@ -299,6 +332,7 @@ def main() -> None:
         echoes.append(measure("echo", echo_argv, echo_env, 9390, args, tools, work))
         receivers.append(measure("receiver", receiver_argv, env, 9391, args, tools, work))
     kept = asyncio.run(records_in(settings, topic))
+    asyncio.run(delete_topics(settings, [topic + ".probe", topic + ".warmup"]))
     report(args, echoes, receivers, kept, speed_ms)
 
 
@@ -364,6 +398,9 @@ def report(
             ("success", "answered", 3),
         ):
             lines.append(row(f"at {rate}/s {unit}", (f"at_{rate}", figure), digits))
+        for figure in ("p50_ms", "p99_ms"):
+            acks = spread([r[f"kafka_ack_at_{rate}"][figure] for r in receivers], 2)
+            lines.append(f"{f'  Kafka ack {figure[:3]} ms':22}{'':>24}{acks:>24}")
     for phase in ("throughput", *(f"at_{rate}" for rate in args.rates)):
         roles = receivers[0][f"cpu_{phase}"]
         costs = ", ".join(

@@ -1,0 +1,78 @@
+"""Kafka's own acknowledgement latency, measured beside a load: the broker's part of a hook's
+answer time, with nothing of the receiver in it.
+
+    .venv/bin/python -m bench.ack_probe --topic T --seconds 10 [--interval-ms 10]
+
+Sends one sample keep-alive body at a time (``acks=all``, idempotent, as the receiver sends),
+waits for its acknowledgement, pauses ``--interval-ms`` and sends the next: 100 light produce
+requests per second by default. Prints one JSON line: how many were sent, and the p50, p99
+and max of send-to-acknowledgement in ms. :mod:`bench.receiver` runs it during each of the
+receiver's fixed-rate runs; on its own it measures the idle broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+
+from aiokafka import AIOKafkaProducer
+
+from bench.receiver import SAMPLES
+from wcs_audit.settings import Settings
+
+
+async def probe(bootstrap: str, topic: str, seconds: float, interval_s: float) -> list[float]:
+    """Acknowledgement latencies (ms) of one-record batches sent one after another."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    body = (SAMPLES / "StreamKeepAliveEvent.json").read_bytes()
+    partitions = len(await producer.partitions_for(topic))
+    latencies: list[float] = []
+    try:
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            batch = producer.create_batch()
+            batch.append(key=b"ack-probe", value=body, timestamp=None)
+            started = time.perf_counter()
+            delivery = await producer.send_batch(
+                batch, topic, partition=len(latencies) % partitions
+            )
+            await delivery
+            latencies.append((time.perf_counter() - started) * 1000)
+            await asyncio.sleep(interval_s)
+    finally:
+        await producer.stop()
+    return latencies
+
+
+def summary(latencies: list[float]) -> dict[str, float]:
+    """Count, p50, p99 and max of ``latencies`` (ms)."""
+    ordered = sorted(latencies)
+    if not ordered:
+        return {"sent": 0}
+    return {
+        "sent": len(ordered),
+        "p50_ms": round(ordered[len(ordered) // 2], 3),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3),
+        "max_ms": round(ordered[-1], 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--interval-ms", type=float, default=10.0)
+    args = parser.parse_args()
+    settings = Settings.from_env(os.environ)
+    latencies = asyncio.run(
+        probe(settings.kafka_bootstrap, args.topic, args.seconds, args.interval_ms / 1000)
+    )
+    print(json.dumps(summary(latencies)))
+
+
+if __name__ == "__main__":
+    main()
