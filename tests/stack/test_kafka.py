@@ -7,6 +7,7 @@ import subprocess
 import threading
 from pathlib import Path
 
+import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -14,7 +15,7 @@ from tests.ingest.conftest import free_port
 from wcs_audit.settings import Settings
 from wcs_audit.stack import StackError, stack_lock, stack_status, stack_up
 from wcs_audit.stack.kafka import KafkaPaths, kafka_running, start_kafka, stop_kafka
-from wcs_audit.stack.postgres import start_postgres
+from wcs_audit.stack.postgres import libpq_conninfo, start_postgres
 
 pytestmark = pytest.mark.kafka
 
@@ -110,6 +111,17 @@ def test_a_pid_file_naming_another_process_stops_nothing(stack: Settings, tmp_pa
     finally:
         bystander.kill()
         bystander.wait()
+
+
+@pytest.mark.postgres
+def test_the_local_postgres_runs_with_room_for_the_projectors_writes(stack: Settings) -> None:
+    if not stack.uses_local_postgres:
+        pytest.skip("PostgreSQL is not the local stack's")
+    with psycopg.connect(libpq_conninfo(stack.database_url)) as conn:
+        shown = [
+            conn.execute(f"SHOW {name}").fetchone() for name in ("shared_buffers", "max_wal_size")
+        ]
+    assert shown == [("1GB",), ("4GB",)]
 
 
 @pytest.mark.postgres
