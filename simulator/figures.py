@@ -166,6 +166,27 @@ def bug_report_moments(sessions: Iterable[SessionTruth]) -> list[tuple[str, floa
     return [(s.app, at) for s in sessions for at in s.bug_reports_at]
 
 
+def add_repeated_rows(
+    counts: dict[AppDay, Bounds], sessions: Iterable[SessionTruth], table: str, clock: Clock
+) -> tuple[int, int]:
+    """Widens ``counts`` (per app and receiver day) by the rows of ``table`` that duplicated
+    hooks must and may add (:attr:`SessionTruth.repeated_rows`); returns how many they must
+    and may add in all."""
+    must = may = 0
+    for session in sessions:
+        for name, at, surely, possibly in session.repeated_rows:
+            if name != table:
+                continue
+            _, days = days_of(clock, at)
+            for day in days:
+                bounds = counts.setdefault((session.app, day), Bounds())
+                bounds.low += not possibly and len(days) == 1
+                bounds.high += not surely
+            must += not possibly
+            may += not surely
+    return must, may
+
+
 @dataclass(slots=True)
 class DayUsage:
     """Simulated minutes published and played of the legs that started on one receiver day.

@@ -18,7 +18,7 @@ import orjson
 from simulator.load import LoadReport, Progress, send_day
 from simulator.scenario import RETRY_WINDOW_S, Scenario
 from simulator.schedule import Send, build_day
-from simulator.truth import CallTruth, LegTruth, Truth, write_truth
+from simulator.truth import CallTruth, LegTruth, SessionTruth, Truth, write_truth
 
 SILENCE_S = 3600.0
 """The projector's default stream and session silence, in simulated seconds."""
@@ -139,6 +139,34 @@ def dtmf_bounds(
         truth.dtmf_repeats_high = repeats[name] - surely[name]
 
 
+ROW_PER_HOOK = {  # hooks of which every copy the projector does not take for a retry is a row
+    "submitBugReport": "bug_reports",
+    "pushLogs": "client_log_pushes",
+    "sessionDebug": "session_debug",
+    "SessionDebugStatusEvent": "session_debug",
+}
+
+
+def repeated_row_bounds(
+    sessions: Iterable[SessionTruth],
+    sends: Sequence[Send],
+    gaps_s: Iterable[tuple[int, float, float]],
+    window_s: float,
+) -> None:
+    """Records on each session its duplicated hooks of :data:`ROW_PER_HOOK` (see
+    :attr:`SessionTruth.repeated_rows`), so that a copy that arrived outside the retry window
+    may count as the row the projector rightly makes of it."""
+    by_id = {truth.session_id: truth for truth in sessions}
+    for index, least, most in gaps_s:
+        send = sends[index]
+        table = ROW_PER_HOOK.get(send.hook)
+        if table is None or not send.duplicate:
+            continue
+        truth = by_id.get(str(orjson.loads(send.body).get("sessionId")))
+        if truth is not None:
+            truth.repeated_rows.append((table, send.at, *within_window(least, most, window_s)))
+
+
 def sessions_of(sends: Iterable[Send]) -> list[str]:
     """The distinct ``sessionId`` values of ``sends``' bodies."""
     return sorted({str(orjson.loads(send.body).get("sessionId")) for send in sends})
@@ -176,7 +204,8 @@ def record_delivery(
 ) -> None:
     """Completes ``truth`` with how the sends were delivered: the wall-clock start, the
     longest delay, what was refused, how many hooks the projector must and may mark as
-    retries, and so each leg's keep-alive count."""
+    retries, and so each leg's keep-alive count, each call's DTMF digits and each session's
+    rows of hooks that add one each."""
     run = truth.run
     run.wall_start, run.max_delay_s, run.non_200 = (
         report.wall_start,
@@ -188,3 +217,4 @@ def record_delivery(
     run.retries_low, run.retries_high = retry_bounds(report.repeat_gaps_s, window_s)
     keepalive_bounds(truth.legs, sends, report.repeat_gaps_s, window_s)
     dtmf_bounds(truth.calls, sends, report.repeat_gaps_s, window_s)
+    repeated_row_bounds(truth.sessions, sends, report.repeat_gaps_s, window_s)

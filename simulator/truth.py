@@ -34,6 +34,19 @@ class SessionTruth:
     data: dict[str, str] = field(default_factory=dict)
     log_pushes: int = 0
     debug_events: int = 0
+    repeated_rows: list[tuple[str, float, bool, bool]] = field(default_factory=list)
+    """The duplicated hooks of this session that add a row each (``submitBugReport``,
+    ``pushLogs``, ``sessionDebug``, ``SessionDebugStatusEvent``): the table, the copy's
+    moment, and whether the projector surely and possibly marks the copy as a retry. A copy
+    that arrived outside the retry window is rightly a row of its own."""
+
+    def extra_rows(self, table: str) -> tuple[int, int]:
+        """How many rows of ``table`` beyond the nominal ones the duplicated hooks must, and
+        may, add (copies surely, and possibly, outside the retry window)."""
+        marks = [
+            (surely, possibly) for name, _, surely, possibly in self.repeated_rows if name == table
+        ]
+        return sum(not possibly for _, possibly in marks), sum(not surely for surely, _ in marks)
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ from datetime import date
 
 from simulator.figures import (
     INFERRED_INFO,
+    add_repeated_rows,
     concurrency_per_minute,
     count_per_app_day,
     duration_distribution,
@@ -15,7 +16,7 @@ from simulator.figures import (
     usage_per_app_day,
 )
 from simulator.judge import Bounds, Clock
-from simulator.truth import LegTruth, RunInfo
+from simulator.truth import LegTruth, RunInfo, SessionTruth
 
 WALL_START = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC, a whole minute
 MIDNIGHT = 1_800_057_600.0  # 2027-01-16 00:00:00 UTC
@@ -107,4 +108,21 @@ def test_a_leg_near_midnight_may_count_on_either_day() -> None:
     assert reports == {
         ("app", date(2027, 1, 15)): Bounds(1, 1, 2),
         ("app", date(2027, 1, 16)): Bounds(2, 1, 2),
+    }
+
+
+def test_copies_outside_the_retry_window_widen_their_days_counts() -> None:
+    near = clock(wall_start=MIDNIGHT - 10)  # simulated 100 s is midnight
+    reports = count_per_app_day([("app", 0.0), ("app", 200.0)], near)
+    session = SessionTruth("node", "s1", "app", connected=0.0, ended=300.0)
+    session.repeated_rows = [
+        ("bug_reports", 0.3, False, False),  # surely a report of its own, on the first day
+        ("bug_reports", 200.3, False, True),  # maybe one, on the second
+        ("bug_reports", 100.0, True, True),  # surely a retry: no row, at midnight or not
+        ("client_log_pushes", 0.5, False, False),  # another table
+    ]
+    assert add_repeated_rows(reports, [session], "bug_reports", near) == (1, 2)
+    assert reports == {
+        ("app", date(2027, 1, 15)): Bounds(1, 2, 2),
+        ("app", date(2027, 1, 16)): Bounds(1, 1, 2),
     }
