@@ -114,7 +114,9 @@ def test_duplicated_hooks_that_add_a_row_each_may_add_one_when_outside_the_windo
         (["a.txt", None], 0, 1, True),
         (["a.txt"], 1, 1, False),  # a copy surely came outside: two reports
         (["b.txt", None], 0, 1, False),  # the file is not the one reported
-        (["a.txt", "a.txt"], 0, 1, False),  # one status names one report's file
+        (["a.txt", "a.txt"], 0, 1, True),  # the status was sent twice too: both name the file
+        (["a.txt", "b.txt"], 0, 1, False),  # not a file of this session's reports
+        ([None], 0, 1, False),  # the reported file is missing
     ],
 )
 def test_bug_report_files_admit_the_unpaired_copies_the_run_allows(
