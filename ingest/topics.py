@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from wcs_audit.settings import Settings
 
@@ -20,7 +21,8 @@ def max_record_bytes(settings: Settings) -> int:
 
 
 async def ensure_topics(settings: Settings) -> list[str]:
-    """Creates the hook and rejected topics if missing; returns both names.
+    """Creates the hook and rejected topics if missing (kept for ``topic_retention_ms``,
+    forever by default); returns both names.
 
     Raises ``KafkaError`` when the cluster cannot be reached or refuses.
     """
@@ -33,7 +35,11 @@ async def ensure_topics(settings: Settings) -> list[str]:
         existing = set(await admin.list_topics())
         missing = [t for t in (settings.topic, settings.rejected_topic) if t not in existing]
         if missing:
-            config = {"max.message.bytes": str(max_record_bytes(settings))}
+            config = {
+                "max.message.bytes": str(max_record_bytes(settings)),
+                # the broker's default deletes records after 7 days: not an audit log
+                "retention.ms": str(settings.topic_retention_ms),
+            }
             new = [
                 NewTopic(
                     t, settings.topic_partitions, settings.topic_replication, topic_configs=config
@@ -45,6 +51,29 @@ async def ensure_topics(settings: Settings) -> list[str]:
                 if code not in (0, TopicAlreadyExistsError.errno):  # a peer may race us
                     raise for_code(code)(f"creating topic {name}: {message}")
             logger.info("ingest.topics.created", extra={"topics": missing})
+        elif settings.topic_retention_ms == -1:
+            await warn_if_deleting(admin, settings.topic)
         return [settings.topic, settings.rejected_topic]
     finally:
         await admin.close()
+
+
+async def warn_if_deleting(admin: AIOKafkaAdminClient, topic: str) -> None:
+    """Logs a warning when an existing ``topic`` deletes records after a time (a topic made
+    before ``retention.ms=-1`` was the default, or by hand): a rebuild needs its first
+    records. Says nothing when the broker does not describe the topic (rights, old broker)."""
+    try:
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        [(error_code, _, _, _, entries)] = response.resources
+    except KafkaError:
+        return
+    retention = next((value for name, value, *_ in entries if name == "retention.ms"), None)
+    if error_code == 0 and retention not in (None, "-1"):
+        logger.warning(
+            "ingest.topic.retention",
+            extra={
+                "topic": topic,
+                "retention_ms": retention,
+                "hint": "Kafka deletes older hooks: keep the audit log with retention.ms=-1",
+            },
+        )

@@ -101,11 +101,13 @@ async def replay(
     config: ProjectorConfig,
     ends: Mapping[TopicPartition, int],
     *,
+    total: int,
     batch_size: int,
     progress: ProgressSink,
 ) -> int:
-    """Applies every record before ``ends`` in batches; returns how many it applied."""
-    total, applied, started = sum(ends.values()), 0, time.perf_counter()
+    """Applies every record from the consumer's positions to ``ends`` (``total`` records)
+    in batches; returns how many it applied."""
+    applied, started = 0, time.perf_counter()
     bodies = BodyCache()
     remaining = {tp for tp, end in ends.items() if end > 0}
     while remaining:
@@ -120,36 +122,70 @@ async def replay(
     return applied
 
 
+class TruncatedTopicError(Exception):
+    """The topic no longer holds its first records: a rebuild would lose what they built."""
+
+
+def check_complete(beginnings: Mapping[TopicPartition, int]) -> None:
+    """Raises :class:`TruncatedTopicError` when a partition no longer starts at offset 0."""
+    cut = {tp: offset for tp, offset in beginnings.items() if offset > 0}
+    if cut:
+        tp, offset = min(cut.items())
+        raise TruncatedTopicError(
+            f"topic {tp.topic!r} no longer holds its first records (partition {tp.partition} "
+            f"starts at offset {offset}; {len(cut)} of {len(beginnings)} partitions are cut): "
+            "Kafka's retention deleted them, and a rebuild would drop the rows they built. "
+            "Keep the audit log with retention.ms=-1 (WCS_AUDIT_TOPIC_RETENTION_MS), or "
+            "rebuild from what is left with --allow-truncated"
+        )
+
+
 async def rebuild_with(
     consumer: AIOKafkaConsumer,
     live: AsyncEngine,
     fresh: AsyncEngine,
     settings: Settings,
     progress: ProgressSink,
-) -> tuple[int, Mapping[TopicPartition, int]]:
+    *,
+    allow_truncated: bool = False,
+) -> tuple[int, int]:
     """Replays the topic into fresh tables and swaps them in; returns the records applied
-    and the end offsets the replay went to."""
-    async with live.begin() as conn:
-        await create_fresh_tables(conn)
+    and the records the topic held. Raises :class:`TruncatedTopicError` (before anything is
+    written) when the topic lost its first records, unless ``allow_truncated``."""
     tps = await topic_partitions(settings)
     consumer.assign(tps)
+    beginnings = await consumer.beginning_offsets(tps)
+    if not allow_truncated:
+        check_complete(beginnings)
+    async with live.begin() as conn:
+        await create_fresh_tables(conn)
     ends = await consumer.end_offsets(tps)
     await consumer.seek_to_beginning(*tps)
-    config = ProjectorConfig.from_settings(settings)
+    total = sum(ends[tp] - beginnings[tp] for tp in tps)
     applied = await replay(
-        consumer, fresh, config, ends, batch_size=settings.projector_batch_size, progress=progress
+        consumer,
+        fresh,
+        ProjectorConfig.from_settings(settings),
+        ends,
+        total=total,
+        batch_size=settings.projector_batch_size,
+        progress=progress,
     )
     async with live.begin() as conn:
         await swap_in(conn)
-    return applied, ends
+    return applied, total
 
 
-async def rebuild(settings: Settings, progress: ProgressSink) -> Progress:
+async def rebuild(
+    settings: Settings, progress: ProgressSink, *, allow_truncated: bool = False
+) -> Progress:
     """Rebuilds all projections from offset 0 of ``settings.topic`` and swaps them in.
 
     Blocks until done; raises ``ProjectionsBusyError`` at once while a live projector runs,
-    and any Kafka or database error (the live tables are then untouched and ``wcs_rebuild``
-    is left for inspection).
+    :class:`TruncatedTopicError` when retention deleted the topic's first records (unless
+    ``allow_truncated``: then it rebuilds from the first record left), and any Kafka or
+    database error (the live tables are then untouched and ``wcs_rebuild`` is left for
+    inspection).
     """
     started = time.perf_counter()
     live = create_async_engine(settings.database_url)
@@ -164,11 +200,13 @@ async def rebuild(settings: Settings, progress: ProgressSink) -> Progress:
     try:
         async with projections_lock(live, exclusive=True):
             await consumer.start()
-            applied, ends = await rebuild_with(consumer, live, fresh, settings, progress)
+            applied, total = await rebuild_with(
+                consumer, live, fresh, settings, progress, allow_truncated=allow_truncated
+            )
     finally:
         await consumer.stop()
         await fresh.dispose()
         await live.dispose()
-    result = Progress(applied, sum(ends.values()), time.perf_counter() - started)
+    result = Progress(applied, total, time.perf_counter() - started)
     logger.info("projections.rebuild.swapped", extra={"records": applied})
     return result

@@ -63,11 +63,11 @@ def cmd_projector(_: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run_projector(settings))
 
 
-def cmd_projections_rebuild(_: argparse.Namespace, settings: Settings) -> int:
+def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
     from projections.guard import ProjectionsBusyError
-    from projections.rebuild import Progress, rebuild
+    from projections.rebuild import Progress, TruncatedTopicError, rebuild
     from wcs_audit.heap import BATCH_YOUNG_THRESHOLD, settle_heap
     from wcs_audit.logs import configure_logging
 
@@ -85,8 +85,8 @@ def cmd_projections_rebuild(_: argparse.Namespace, settings: Settings) -> int:
         )
 
     try:
-        result = asyncio.run(rebuild(settings, show))
-    except ProjectionsBusyError as error:
+        result = asyncio.run(rebuild(settings, show, allow_truncated=args.allow_truncated))
+    except (ProjectionsBusyError, TruncatedTopicError) as error:
         print(f"wcs-audit: {error}", file=sys.stderr)
         return 1
     print(f"rebuilt from {result.applied} records in {result.seconds:.1f}s and swapped in")
@@ -265,9 +265,16 @@ def build_parser() -> argparse.ArgumentParser:
     projector.set_defaults(handler=cmd_projector)
     projections = commands.add_parser("projections", help="maintain the read models")
     projections_commands = projections.add_subparsers(required=True, metavar="ACTION")
-    projections_commands.add_parser(
+    rebuild = projections_commands.add_parser(
         "rebuild", help="recompute every projection from the start of the topic and swap in"
-    ).set_defaults(handler=cmd_projections_rebuild)
+    )
+    rebuild.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="rebuild even when retention deleted the topic's first records "
+        "(the rows they built are lost)",
+    )
+    rebuild.set_defaults(handler=cmd_projections_rebuild)
 
     receiver = commands.add_parser("receiver", help="the WCS hook receiver (HTTP -> Kafka)")
     receiver.set_defaults(handler=cmd_receiver)

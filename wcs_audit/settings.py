@@ -125,6 +125,8 @@ class Settings:
     rejected_topic: str = _env("REJECTED_TOPIC", str, "wcs.hooks.rejected.v1")
     topic_partitions: int = _env("TOPIC_PARTITIONS", _positive_int, 6)
     topic_replication: int = _env("TOPIC_REPLICATION", _positive_int, 1)
+    # -1: Kafka never deletes the audit log (a rebuild replays it from its first record)
+    topic_retention_ms: int = _env("TOPIC_RETENTION_MS", _int, -1)
 
     # PostgreSQL: None means "the local stack's server"
     database_url_env: str | None = _env("DATABASE_URL", _optional, None)

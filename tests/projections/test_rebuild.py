@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.records_to_delete import RecordsToDelete
 from sqlalchemy import create_engine, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from projections.app import create_app
 from projections.guard import ProjectionsBusyError, projections_lock
-from projections.rebuild import Progress, rebuild
+from projections.rebuild import Progress, TruncatedTopicError, rebuild
 from projections.tables import PROJECTION_TABLES
 from tests.projections.story import produce, project, sample_story, shuffled_with_retries
 from wcs_audit.settings import Settings
@@ -74,3 +77,33 @@ async def test_a_rebuild_and_a_live_projector_exclude_each_other(
         await engine.dispose()
     result = await rebuild(projector_settings, lambda _: None)  # nobody holds it now
     assert result.applied == result.total > 0
+
+
+async def test_a_rebuild_refuses_a_topic_whose_first_records_are_gone(
+    projector_settings: Settings,
+) -> None:
+    await produce(projector_settings, [e.envelope() for e in sample_story()])
+    await project(projector_settings)
+    live = snapshot(projector_settings)
+    consumer = AIOKafkaConsumer(bootstrap_servers=projector_settings.kafka_bootstrap)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(projector_settings.topic, p) for p in range(3)]
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    cut = next(tp for tp in partitions if ends[tp] >= 2)  # the story's sessions are on few
+    admin = AIOKafkaAdminClient(bootstrap_servers=projector_settings.kafka_bootstrap)
+    await admin.start()
+    try:  # as retention would: the partition loses its first two records
+        await admin.delete_records({cut: RecordsToDelete(before_offset=2)}, timeout_ms=10_000)
+    finally:
+        await admin.close()
+
+    with pytest.raises(TruncatedTopicError, match=f"partition {cut.partition} starts at offset 2"):
+        await rebuild(projector_settings, lambda _: None)
+    assert snapshot(projector_settings) == live  # nothing written, nothing swapped
+
+    result = await rebuild(projector_settings, lambda _: None, allow_truncated=True)
+    assert result.applied == result.total == len(live["hook_events"]) - 2
+    assert len(snapshot(projector_settings)["hook_events"]) == len(live["hook_events"]) - 2
