@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from faststream.kafka.annotations import KafkaMessage
@@ -149,11 +149,42 @@ class BatchPipeline:
             )
             if not kept:
                 return
-            batch = await prepare_stepwise(kept, self._config, self._bodies)
+            records = kept
+            batch = await prepare_stepwise(records, self._config, self._bodies)
+        self._count_skipped(records, batch.positions)
         self._in_flight = asyncio.create_task(self._apply(batch, started))
         pause = started + self._interval_s - time.perf_counter()
         if pause > 0:
             await asyncio.sleep(pause)
+
+    def _count_skipped(
+        self, records: Sequence[RecordLike], positions: Mapping[tuple[str, int], int]
+    ) -> None:
+        """Logs and counts (``records{outcome="skipped"}``) the records a batch jumps over:
+        when a partition's first record comes after the offset expected next, Kafka no
+        longer held the ones between (retention deleted them before they were projected, and
+        the consumer went on from the oldest record left). Then expects ``positions``."""
+        expected = self._state.next_offsets
+        checked: set[tuple[str, int]] = set()
+        for record in records:
+            key = (record.topic, record.partition)
+            if key in checked:
+                continue
+            checked.add(key)
+            want = expected.get(key)
+            if want is not None and record.offset > want:
+                logger.error(
+                    "projections.records.skipped",
+                    extra={
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "expected_offset": want,
+                        "first_offset": record.offset,
+                        "skipped": record.offset - want,
+                    },
+                )
+                self._metrics.records.labels("skipped").inc(record.offset - want)
+        expected.update(positions)
 
     async def drain(self) -> None:
         """Returns once the batch in flight, if any, has committed or failed (never raises:

@@ -115,6 +115,7 @@ class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
                 await consumer.seek_to_beginning(tp)
             else:
                 consumer.seek(tp, offset)
+            self._state.next_offsets[tp.topic, tp.partition] = offset or 0
         self._state.own((tp.topic, tp.partition) for tp in assigned)
         consumer.resume(*assigned)
         logger.info(

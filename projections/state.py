@@ -18,12 +18,19 @@ class ProjectorState:
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     error: BaseException | None = None
     owned: set[tuple[str, int]] | None = None
+    next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    """The offset the next record of each owned partition should have: where the listener
+    sought it, then the position after each batch. A batch that starts further on skipped
+    records Kafka no longer held (retention deleted them before they were projected)."""
 
     def own(self, pairs: Iterable[tuple[str, int]]) -> None:
         self.owned = (self.owned or set()) | set(pairs)
 
     def disown(self, pairs: Iterable[tuple[str, int]]) -> None:
-        self.owned = (self.owned or set()) - set(pairs)
+        pairs = set(pairs)
+        self.owned = (self.owned or set()) - pairs
+        for pair in pairs:
+            self.next_offsets.pop(pair, None)
 
     def fail(self, error: BaseException) -> None:
         self.error = error
