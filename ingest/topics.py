@@ -20,6 +20,23 @@ def max_record_bytes(settings: Settings) -> int:
     return settings.max_body_bytes + RECORD_OVERHEAD_BYTES
 
 
+def topic_config(settings: Settings) -> dict[str, str]:
+    """The configuration of a topic the receiver creates.
+
+    ``retention.ms``: the broker's default deletes records after 7 days, which is not an
+    audit log. ``min.insync.replicas`` 2 with 3 or more replicas: ``acks=all`` then waits for
+    a follower too, not only for the leader (the broker's default, 1, lets a leader that
+    lost its followers acknowledge alone; a hook it took dies with it).
+    """
+    config = {
+        "max.message.bytes": str(max_record_bytes(settings)),
+        "retention.ms": str(settings.topic_retention_ms),
+    }
+    if settings.topic_replication >= 3:
+        config["min.insync.replicas"] = "2"
+    return config
+
+
 async def ensure_topics(settings: Settings) -> list[str]:
     """Creates the hook and rejected topics if missing (kept for ``topic_retention_ms``,
     forever by default); returns both names.
@@ -35,11 +52,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
         existing = set(await admin.list_topics())
         missing = [t for t in (settings.topic, settings.rejected_topic) if t not in existing]
         if missing:
-            config = {
-                "max.message.bytes": str(max_record_bytes(settings)),
-                # the broker's default deletes records after 7 days: not an audit log
-                "retention.ms": str(settings.topic_retention_ms),
-            }
+            config = topic_config(settings)
             new = [
                 NewTopic(
                     t, settings.topic_partitions, settings.topic_replication, topic_configs=config

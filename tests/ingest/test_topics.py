@@ -9,14 +9,14 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from ingest.topics import ensure_topics, max_record_bytes
+from ingest.topics import ensure_topics, max_record_bytes, topic_config
 from tests.conftest import unique_name
 from wcs_audit.settings import Settings
 
 pytestmark = pytest.mark.kafka
 
 
-async def topic_config(admin: AIOKafkaAdminClient, topic: str) -> dict[str, str]:
+async def described_config(admin: AIOKafkaAdminClient, topic: str) -> dict[str, str]:
     """The topic's configuration entries as the broker describes them (a topic created a
     moment ago may not be known to the broker's metadata yet: asked again for up to 10 s)."""
     for _ in range(100):
@@ -42,7 +42,7 @@ async def test_topics_are_created_with_the_configured_retention(
     await admin.start()
     try:
         for topic in (name, name + ".rejected"):
-            config = await topic_config(admin, topic)
+            config = await described_config(admin, topic)
             assert config["retention.ms"] == expected
             assert config["max.message.bytes"] == str(max_record_bytes(settings))
         await admin.delete_topics([name, name + ".rejected"])
@@ -79,3 +79,12 @@ async def test_an_existing_topic_that_deletes_hooks_is_warned_about(
         await admin.delete_topics([name, name + ".rejected"])
     finally:
         await admin.close()
+
+
+@pytest.mark.parametrize(("replication", "min_insync"), [(1, None), (2, None), (3, "2"), (5, "2")])
+def test_acks_all_waits_for_a_follower_too_with_three_replicas_or_more(
+    replication: int, min_insync: str | None
+) -> None:
+    config = topic_config(Settings.from_env({}).replace(topic_replication=replication))
+    assert config.get("min.insync.replicas") == min_insync
+    assert config["retention.ms"] == "-1"
