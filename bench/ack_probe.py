@@ -20,6 +20,7 @@ import time
 
 from aiokafka import AIOKafkaProducer
 
+from bench.lag import percentile
 from bench.receiver import SAMPLES
 from wcs_audit.settings import Settings
 
@@ -48,16 +49,13 @@ async def probe(bootstrap: str, topic: str, seconds: float, interval_s: float) -
     return latencies
 
 
-def summary(latencies: list[float]) -> dict[str, float]:
+def summary(latencies: list[float]) -> dict[str, float | None]:
     """Count, p50, p99 and max of ``latencies`` (ms)."""
-    ordered = sorted(latencies)
-    if not ordered:
-        return {"sent": 0}
     return {
-        "sent": len(ordered),
-        "p50_ms": round(ordered[len(ordered) // 2], 3),
-        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3),
-        "max_ms": round(ordered[-1], 3),
+        "sent": len(latencies),
+        "p50_ms": percentile(latencies, 0.50),
+        "p99_ms": percentile(latencies, 0.99),
+        "max_ms": round(max(latencies), 2) if latencies else None,
     }
 
 

@@ -265,11 +265,9 @@ def measure(
 
 def start_ack_probe(env: dict[str, str], seconds: int) -> subprocess.Popen[bytes]:
     """:mod:`bench.ack_probe` on the probe topic for ``seconds``, started now."""
-    probe_env = {**env, "PYTHONPATH": str(ROOT)}
-    argv = [sys.executable, "-m", "bench.ack_probe", "--topic", env["WCS_AUDIT_TOPIC"] + ".probe"]
-    return subprocess.Popen(
-        [*argv, "--seconds", str(seconds)], env=probe_env, stdout=subprocess.PIPE
-    )
+    topic = env["WCS_AUDIT_TOPIC"] + ".probe"
+    argv = [sys.executable, "-m", "bench.ack_probe", "--topic", topic, "--seconds", str(seconds)]
+    return subprocess.Popen(argv, env={**env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE)
 
 
 def warm_broker(

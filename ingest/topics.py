@@ -71,17 +71,23 @@ async def ensure_topics(settings: Settings) -> list[str]:
         await admin.close()
 
 
-async def warn_if_deleting(admin: AIOKafkaAdminClient, topic: str) -> None:
-    """Logs a warning when an existing ``topic`` deletes records after a time (a topic made
-    before ``retention.ms=-1`` was the default, or by hand): a rebuild needs its first
-    records. Says nothing when the broker does not describe the topic (rights, old broker)."""
+async def described_config(admin: AIOKafkaAdminClient, topic: str) -> dict[str, str] | None:
+    """``topic``'s configuration as the broker describes it; None when it does not (no
+    rights, an old broker, or a topic its metadata does not know yet)."""
     try:
         [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
         [(error_code, _, _, _, entries)] = response.resources
     except KafkaError:
-        return
-    retention = next((value for name, value, *_ in entries if name == "retention.ms"), None)
-    if error_code == 0 and retention not in (None, "-1"):
+        return None
+    return {name: value for name, value, *_ in entries} if error_code == 0 else None
+
+
+async def warn_if_deleting(admin: AIOKafkaAdminClient, topic: str) -> None:
+    """Logs a warning when an existing ``topic`` deletes records after a time (a topic made
+    before ``retention.ms=-1`` was the default, or by hand): a rebuild needs its first
+    records. Says nothing when the broker does not describe the topic."""
+    retention = (await described_config(admin, topic) or {}).get("retention.ms")
+    if retention not in (None, "-1"):
         logger.warning(
             "ingest.topic.retention",
             extra={

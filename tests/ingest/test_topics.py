@@ -7,26 +7,23 @@ import logging
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from ingest.topics import ensure_topics, max_record_bytes, topic_config
+from ingest.topics import described_config, ensure_topics, max_record_bytes, topic_config
 from tests.conftest import unique_name
 from wcs_audit.settings import Settings
 
 pytestmark = pytest.mark.kafka
 
 
-async def described_config(admin: AIOKafkaAdminClient, topic: str) -> dict[str, str]:
-    """The topic's configuration entries as the broker describes them (a topic created a
-    moment ago may not be known to the broker's metadata yet: asked again for up to 10 s)."""
+async def config_of(admin: AIOKafkaAdminClient, topic: str) -> dict[str, str]:
+    """The topic's configuration as the broker describes it (a topic created a moment ago may
+    not be known to the broker's metadata yet: asked again for up to 10 s)."""
     for _ in range(100):
-        resource = ConfigResource(ConfigResourceType.TOPIC, topic)
-        [response] = await admin.describe_configs([resource])
-        [(error_code, _, _, _, entries)] = response.resources
-        if error_code == 0:
-            return {name: value for name, value, *_ in entries}
+        config = await described_config(admin, topic)
+        if config is not None:
+            return config
         await asyncio.sleep(0.1)
-    raise AssertionError(f"the broker does not describe {topic!r}: error {error_code}")
+    raise AssertionError(f"the broker does not describe {topic!r}")
 
 
 @pytest.mark.parametrize(("retention_ms", "expected"), [(None, "-1"), (86_400_000, "86400000")])
@@ -42,7 +39,7 @@ async def test_topics_are_created_with_the_configured_retention(
     await admin.start()
     try:
         for topic in (name, name + ".rejected"):
-            config = await described_config(admin, topic)
+            config = await config_of(admin, topic)
             assert config["retention.ms"] == expected
             assert config["max.message.bytes"] == str(max_record_bytes(settings))
         await admin.delete_topics([name, name + ".rejected"])
