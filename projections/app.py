@@ -75,8 +75,23 @@ class Projector:
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
-    """The projector's async engine (psycopg 3)."""
-    return create_async_engine(settings.database_url, pool_size=2, pool_pre_ping=True)
+    """The projector's async engine (psycopg 3), its sessions set to
+    ``settings.projector_synchronous_commit``.
+
+    ``off`` by default: a commit then returns before PostgreSQL has flushed its WAL. A crash
+    of PostgreSQL (or of its machine) can lose the last commits, at most about 0.6 s of
+    them (3 x ``wal_writer_delay``), never part of one. Each lost batch takes its Kafka
+    positions with it, since they are in the same transaction, so the projector applies
+    those records again from Kafka when it reconnects: nothing is lost or applied twice.
+    ``bench.projector`` measured 4-16 % more events/s this way (4 alternating pairs).
+    """
+    options = f"-c synchronous_commit={settings.projector_synchronous_commit}"
+    return create_async_engine(
+        settings.database_url,
+        pool_size=2,
+        pool_pre_ping=True,
+        connect_args={"options": options},
+    )
 
 
 async def keep_raw(message: Any) -> None:

@@ -21,6 +21,15 @@ def test_defaults_point_at_the_local_stack() -> None:
     )
 
 
+def test_synchronous_commit_of_the_projector_is_one_of_postgresqls_values() -> None:
+    assert Settings.from_env({}).projector_synchronous_commit == "off"
+    assert (
+        Settings.from_env(
+            {"WCS_AUDIT_PROJECTOR_SYNCHRONOUS_COMMIT": " Remote_Write "}
+        ).projector_synchronous_commit
+    ) == "remote_write"
+
+
 def test_variables_override_defaults() -> None:
     settings = Settings.from_env(
         {
@@ -44,6 +53,7 @@ def test_variables_override_defaults() -> None:
     [
         ("WCS_AUDIT_HTTP_PORT", "eighty"),
         ("WCS_AUDIT_TOPIC_PARTITIONS", "0"),
+        ("WCS_AUDIT_PROJECTOR_SYNCHRONOUS_COMMIT", "sometimes"),
     ],
 )
 def test_bad_value_names_the_variable(name: str, value: str) -> None:

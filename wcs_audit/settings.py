@@ -82,6 +82,16 @@ def _json_object(text: str) -> dict[str, Any] | None:
     return value
 
 
+SYNCHRONOUS_COMMIT = ("on", "off", "local", "remote_write", "remote_apply")
+
+
+def _synchronous_commit(text: str) -> str:
+    value = text.strip().lower()
+    if value not in SYNCHRONOUS_COMMIT:
+        raise ValueError(f"must be one of {', '.join(SYNCHRONOUS_COMMIT)}")
+    return value
+
+
 def _user_password(text: str) -> str | None:
     if not text:
         return None
@@ -163,6 +173,11 @@ class Settings:
     projector_metrics_host: str = _env("PROJECTOR_METRICS_HOST", str, "127.0.0.1")
     projector_metrics_port: int = _env("PROJECTOR_METRICS_PORT", _int, 9082)
     projector_processes: int = _env("PROJECTOR_PROCESSES", _positive_int, 1)
+    # PostgreSQL's synchronous_commit for the projector's transactions: "off" is safe because
+    # its positions commit with its rows (see projections.app.create_engine)
+    projector_synchronous_commit: str = _env(
+        "PROJECTOR_SYNCHRONOUS_COMMIT", _synchronous_commit, "off"
+    )
 
     # Local stack (wcs-audit stack up)
     kafka_controller_port: int = _env("KAFKA_CONTROLLER_PORT", _int, 9093)

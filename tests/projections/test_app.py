@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 
 import pytest
 
-from projections.app import create_app, serve_http
+from projections.app import create_app, create_engine, serve_http
 from tests.projections.story import produce, project, sample_story
 from wcs_audit.settings import Settings
 
@@ -60,3 +61,20 @@ async def test_metrics_count_applied_records(projector_settings: Settings) -> No
     assert float(batches.group(1)) >= 1
     assert 'wcs_audit_projector_lag_seconds_bucket{le="3600.0"} 0.0' in body
     assert f"wcs_audit_projector_lag_seconds_count {batches.group(1)}" in body
+
+
+@pytest.mark.parametrize("value", ["on", "local", None])
+async def test_the_projector_commits_with_the_configured_synchronous_commit(
+    projector_settings: Settings, value: str | None
+) -> None:
+    """Off by default (PostgreSQL's own default is on)."""
+    settings = projector_settings
+    if value is not None:
+        settings = dataclasses.replace(settings, projector_synchronous_commit=value)
+    engine = create_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            shown = (await conn.exec_driver_sql("SHOW synchronous_commit")).scalar_one()
+    finally:
+        await engine.dispose()
+    assert shown == (value or "off")
