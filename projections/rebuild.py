@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from projections.app import session_options
 from projections.consume import ProjectorConfig, apply_batch
 from projections.decode import BodyCache
 from projections.guard import projections_lock
@@ -189,8 +190,9 @@ async def rebuild(
     """
     started = time.perf_counter()
     live = create_async_engine(settings.database_url)
-    fresh = create_async_engine(
-        settings.database_url, connect_args={"options": f"-c search_path={SCHEMA}"}
+    fresh = create_async_engine(  # its async commits are flushed by the swap's own commit
+        settings.database_url,
+        connect_args={"options": f"-c search_path={SCHEMA} {session_options(settings)}"},
     )
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,

@@ -64,17 +64,18 @@ async def test_metrics_count_applied_records(projector_settings: Settings) -> No
 
 
 @pytest.mark.parametrize("value", ["on", "local", None])
-async def test_the_projector_commits_with_the_configured_synchronous_commit(
+async def test_the_projector_commits_as_configured_without_jit(
     projector_settings: Settings, value: str | None
 ) -> None:
-    """Off by default (PostgreSQL's own default is on)."""
+    """``synchronous_commit`` off by default (PostgreSQL's own default is on); JIT off."""
     settings = projector_settings
     if value is not None:
         settings = dataclasses.replace(settings, projector_synchronous_commit=value)
     engine = create_engine(settings)
     try:
         async with engine.begin() as conn:
-            shown = (await conn.exec_driver_sql("SHOW synchronous_commit")).scalar_one()
+            commit = (await conn.exec_driver_sql("SHOW synchronous_commit")).scalar_one()
+            jit = (await conn.exec_driver_sql("SHOW jit")).scalar_one()
     finally:
         await engine.dispose()
-    assert shown == (value or "off")
+    assert (commit, jit) == (value or "off", "off")
