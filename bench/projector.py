@@ -1,13 +1,15 @@
 """Benchmark (not a test): events/s from Kafka into PostgreSQL for a keep-alive-heavy mix.
 
     .venv/bin/python -m bench.projector [--sessions 2000] [--keepalives 20] [--rounds 3]
-                                        [--projectors 1]
+                                        [--projectors 1] [--history 0]
 
 Produces, once, to a fresh topic the story of ``--sessions`` WCS sessions as the receiver
 writes it (each: connect, ESTABLISHED, one publisher and two players with ``--keepalives``
 keep-alives per leg, then the ends and DISCONNECTED: about 85% keep-alives; bodies are the
 reference samples with the session's ids, secrets redacted as the receiver redacts them).
-Then, ``--rounds`` times, into a fresh database:
+Then, ``--rounds`` times, into a fresh database (with ``--history N``, ``hook_events``
+first gets about N older hooks, copies of the story a day further back each: a table in
+service, whose size the planner's costs follow, rather than an empty one):
 
 - **projector**: ``--projectors`` real projector processes (``wcs-audit projector``, one
   consumer group; by default as many as ``wcs-audit run`` starts) consume the whole topic; the
@@ -15,7 +17,7 @@ Then, ``--rounds`` times, into a fresh database:
   (read from their logs) to the last (positions polled every 20 ms), so process start and the
   group join are left out;
 - **ceiling**: a raw binary ``COPY`` of the same ``hook_events`` rows into an identical table
-  (same indexes), PostgreSQL's own speed for these rows.
+  (same indexes, same history), PostgreSQL's own speed for these rows.
 
 Prints progress, each round, and each figure's median and range over the rounds, with the CPU
 per event of the projectors and of the whole machine (PostgreSQL's backends included); writes
@@ -237,25 +239,61 @@ def run_projectors(
     return timing
 
 
-def copy_ceiling(settings: Settings, batch: list[Envelope]) -> float:
-    """Seconds for a raw binary COPY of the same ``hook_events`` rows into an identical table.
+def copy_events(conn: psycopg.Connection[Any], table: str, batch: list[Envelope]) -> None:
+    """COPYs the ``hook_events`` rows of ``batch`` into ``table``, as the projector does."""
+    rows = event_rows(decoded(batch), ())
+    columns = [hook_events.c[name] for name in EVENT_COLUMNS]
+    names = ", ".join(EVENT_COLUMNS)
+    with conn.cursor() as cur:
+        cur.adapters.register_dumper(None, JsonbDumper)
+        with cur.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types([copy_type(c) for c in columns])
+            for row in rows:
+                copy.write_row(row)
+
+
+def add_history(
+    conn: psycopg.Connection[Any], table: str, batch: list[Envelope], rows: int
+) -> None:
+    """Fills ``table`` with about ``rows`` older hooks: copies of ``batch``'s rows with new
+    ids, each copy one more day back (so no retry window or silence reaches them), then
+    ANALYZEs it, as a table that has been projecting for a while."""
+    if rows <= 0:
+        return
+    conn.execute("CREATE TEMP TABLE history_template (LIKE hook_events)")
+    copy_events(conn, "history_template", batch)
+    names = ", ".join(EVENT_COLUMNS)
+    shifted = ", ".join(
+        "gen_random_uuid()"
+        if n == "event_id"
+        else "received_at - d * interval '1 day'"
+        if n == "received_at"
+        else n
+        for n in EVENT_COLUMNS
+    )
+    days = max(1, round(rows / len(batch)))
+    conn.execute(
+        f"INSERT INTO {table} ({names}) SELECT {shifted} "
+        f"FROM history_template, generate_series(1, {days}) AS d"
+    )
+    conn.execute("DROP TABLE history_template")
+    conn.execute(f"ANALYZE {table}")
+    conn.commit()
+
+
+def copy_ceiling(settings: Settings, batch: list[Envelope], history: int) -> float:
+    """Seconds for a raw binary COPY of the same ``hook_events`` rows into an identical table
+    (with the same ``history``).
 
     The rows are built before the clock starts: this is PostgreSQL's own speed for these rows
     (same columns, same indexes, the projector's COPY format), the ceiling for any projector.
     """
-    rows = event_rows(decoded(batch), ())
-    columns = [hook_events.c[name] for name in EVENT_COLUMNS]
-    names = ", ".join(EVENT_COLUMNS)
     with psycopg.connect(libpq_conninfo(settings.database_url, None)) as conn:
         conn.execute("CREATE TABLE copy_ceiling (LIKE hook_events INCLUDING ALL)")
         conn.commit()
+        add_history(conn, "copy_ceiling", batch, history)
         started = time.perf_counter()
-        with conn.cursor() as cur:
-            cur.adapters.register_dumper(None, JsonbDumper)
-            with cur.copy(f"COPY copy_ceiling ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types([copy_type(c) for c in columns])
-                for row in rows:
-                    copy.write_row(row)
+        copy_events(conn, "copy_ceiling", batch)
         conn.commit()
         return time.perf_counter() - started
 
@@ -274,9 +312,15 @@ def decoded(batch: list[Envelope]) -> list[Event]:
 
 
 def one_round(
-    base: Settings, topic: str, batch: list[Envelope], projectors: int, work: Path
+    base: Settings,
+    topic: str,
+    batch: list[Envelope],
+    projectors: int,
+    work: Path,
+    history: int,
 ) -> dict[str, Any]:
-    """Projects the topic into a fresh database, then measures the COPY ceiling there."""
+    """Projects the topic into a fresh database (``history`` older hooks in ``hook_events``
+    first), then measures the COPY ceiling there."""
     suffix = uuid.uuid4().hex[:8]
     url = base.database_url.rsplit("/", 1)[0] + f"/bench_{suffix}"
     settings = base.replace(topic=topic, database_url_env=url, projector_group=f"bench-{suffix}")
@@ -290,8 +334,12 @@ def one_round(
     create_database(url)
     try:
         upgrade(url)
+        if history:
+            progress(f"history: {history} older hooks …")
+            with psycopg.connect(libpq_conninfo(url, None)) as conn:
+                add_history(conn, "hook_events", batch, history)
         timing = run_projectors(settings, env, projectors, len(batch), work)
-        copy_seconds = copy_ceiling(settings, batch)
+        copy_seconds = copy_ceiling(settings, batch, history)
     finally:
         drop_database(url)
     span = timing.last_batch - timing.first_batch
@@ -312,7 +360,9 @@ async def prepare_topic(settings: Settings, batch: list[Envelope]) -> None:
     await produce(settings, batch)
 
 
-def main(sessions: int, keepalives: int, rounds: int, projectors: int) -> dict[str, Any]:
+def main(
+    sessions: int, keepalives: int, rounds: int, projectors: int, history: int = 0
+) -> dict[str, Any]:
     speed_ms = python_speed_ms()
     base = Settings.from_env(os.environ)
     topic = f"bench.hooks.{uuid.uuid4().hex[:8]}"
@@ -324,7 +374,7 @@ def main(sessions: int, keepalives: int, rounds: int, projectors: int) -> dict[s
     try:
         for number in range(1, rounds + 1):
             progress(f"round {number} of {rounds}")
-            results.append(one_round(base, topic, batch, projectors, work))
+            results.append(one_round(base, topic, batch, projectors, work, history))
             progress(json.dumps(results[-1]))
     finally:
         asyncio.run(delete_topics(base.replace(topic=topic), [topic]))
@@ -336,6 +386,7 @@ def main(sessions: int, keepalives: int, rounds: int, projectors: int) -> dict[s
         "events": len(batch),
         "keepalive_share": round(keepalive_share, 3),
         "projectors": projectors,
+        "history": history,
         "batch_size": base.projector_batch_size,
         "rounds": results,
         "median": medians,
@@ -353,8 +404,14 @@ if __name__ == "__main__":
     parser.add_argument(
         "--projectors", type=int, default=Settings.from_env(os.environ).projector_processes
     )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="older hooks in hook_events before each round (a table in service, not fresh)",
+    )
     args = parser.parse_args()
-    result = main(args.sessions, args.keepalives, args.rounds, args.projectors)
+    result = main(args.sessions, args.keepalives, args.rounds, args.projectors, args.history)
     print(json.dumps(result))
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
