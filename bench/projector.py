@@ -252,25 +252,19 @@ def copy_events(conn: psycopg.Connection[Any], table: str, rows: list[tuple[Any,
 
 
 def add_history(
-    conn: psycopg.Connection[Any], table: str, batch: list[Envelope], rows: int
+    conn: psycopg.Connection[Any], table: str, rows: list[tuple[Any, ...]], history: int
 ) -> None:
-    """Fills ``table`` with about ``rows`` older hooks: copies of ``batch``'s rows with new
-    ids, each copy one more day back (so no retry window or silence reaches them), then
-    vacuums, analyzes and checkpoints, as a table that has been projecting for a while."""
-    if rows <= 0:
+    """Fills ``table`` with about ``history`` older hooks: copies of ``rows`` with new ids,
+    each copy one more day back (so no retry window or silence reaches them), then vacuums,
+    analyzes and checkpoints, as a table that has been projecting for a while."""
+    if history <= 0:
         return
     conn.execute("CREATE TEMP TABLE history_template (LIKE hook_events)")
-    copy_events(conn, "history_template", event_rows(decoded(batch), ()))
+    copy_events(conn, "history_template", rows)
     names = ", ".join(EVENT_COLUMNS)
-    shifted = ", ".join(
-        "gen_random_uuid()"
-        if n == "event_id"
-        else "received_at - d * interval '1 day'"
-        if n == "received_at"
-        else n
-        for n in EVENT_COLUMNS
-    )
-    days = max(1, round(rows / len(batch)))
+    older = {"event_id": "gen_random_uuid()", "received_at": "received_at - d * interval '1 day'"}
+    shifted = ", ".join(older.get(n, n) for n in EVENT_COLUMNS)
+    days = max(1, round(history / len(rows)))
     conn.execute(
         f"INSERT INTO {table} ({names}) SELECT {shifted} "
         f"FROM history_template, generate_series(1, {days}) AS d"
@@ -286,18 +280,17 @@ def add_history(
     conn.autocommit = False
 
 
-def copy_ceiling(settings: Settings, batch: list[Envelope], history: int) -> float:
+def copy_ceiling(settings: Settings, rows: list[tuple[Any, ...]], history: int) -> float:
     """Seconds for a raw binary COPY of the same ``hook_events`` rows into an identical table
     (with the same ``history``).
 
-    The rows are built before the clock starts: this is PostgreSQL's own speed for these rows
+    The rows are built before (once per run): this is PostgreSQL's own speed for these rows
     (same columns, same indexes, the projector's COPY format), the ceiling for any projector.
     """
     with psycopg.connect(libpq_conninfo(settings.database_url, None)) as conn:
         conn.execute("CREATE TABLE copy_ceiling (LIKE hook_events INCLUDING ALL)")
         conn.commit()
-        add_history(conn, "copy_ceiling", batch, history)
-        rows = event_rows(decoded(batch), ())
+        add_history(conn, "copy_ceiling", rows, history)
         started = time.perf_counter()
         copy_events(conn, "copy_ceiling", rows)
         conn.commit()
@@ -324,6 +317,7 @@ def one_round(
     projectors: int,
     work: Path,
     history: int,
+    rows: list[tuple[Any, ...]],
 ) -> dict[str, Any]:
     """Projects the topic into a fresh database (``history`` older hooks in ``hook_events``
     first), then measures the COPY ceiling there."""
@@ -343,9 +337,9 @@ def one_round(
         if history:
             progress(f"history: {history} older hooks …")
             with psycopg.connect(libpq_conninfo(url, None)) as conn:
-                add_history(conn, "hook_events", batch, history)
+                add_history(conn, "hook_events", rows, history)
         timing = run_projectors(settings, env, projectors, len(batch), work)
-        copy_seconds = copy_ceiling(settings, batch, history)
+        copy_seconds = copy_ceiling(settings, rows, history)
     finally:
         drop_database(url)
     span = timing.last_batch - timing.first_batch
@@ -374,13 +368,14 @@ def main(
     topic = f"bench.hooks.{uuid.uuid4().hex[:8]}"
     batch = envelopes(sessions, keepalives)
     keepalive_share = sum(e.hook == "StreamKeepAliveEvent" for e in batch) / len(batch)
+    rows = event_rows(decoded(batch), ())  # hook_events rows of the ceiling and the history
     asyncio.run(prepare_topic(base.replace(topic=topic), batch))
     results = []
     work = Path(tempfile.mkdtemp(prefix="bench-projector-"))
     try:
         for number in range(1, rounds + 1):
             progress(f"round {number} of {rounds}")
-            results.append(one_round(base, topic, batch, projectors, work, history))
+            results.append(one_round(base, topic, batch, projectors, work, history, rows))
             progress(json.dumps(results[-1]))
     finally:
         asyncio.run(delete_topics(base.replace(topic=topic), [topic]))

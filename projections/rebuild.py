@@ -19,8 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from projections.app import session_options
-from projections.consume import ProjectorConfig, apply_batch
+from projections.consume import ProjectorConfig, apply_batch, session_options
 from projections.decode import BodyCache
 from projections.guard import projections_lock
 from projections.tables import PROJECTION_TABLES

@@ -174,7 +174,7 @@ class Settings:
     projector_metrics_port: int = _env("PROJECTOR_METRICS_PORT", _int, 9082)
     projector_processes: int = _env("PROJECTOR_PROCESSES", _positive_int, 1)
     # PostgreSQL's synchronous_commit for the projector's transactions: "off" is safe because
-    # its positions commit with its rows (see projections.app.create_engine)
+    # its positions commit with its rows (see projections.consume.session_options)
     projector_synchronous_commit: str = _env(
         "PROJECTOR_SYNCHRONOUS_COMMIT", _synchronous_commit, "off"
     )
