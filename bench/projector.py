@@ -20,8 +20,8 @@ service, whose size the planner's costs follow, rather than an empty one):
   (same indexes, same history), PostgreSQL's own speed for these rows.
 
 Prints progress, each round, and each figure's median and range over the rounds, with the CPU
-per event of the projectors and of the whole machine (PostgreSQL's backends included); writes
-JSON to ``bench/results/`` (ignored by git).
+per event of the projectors, of PostgreSQL (every backend), of Kafka and of the whole machine;
+writes JSON to ``bench/results/`` (ignored by git).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -166,8 +166,8 @@ class Timing:
     first_batch: float = 0.0
     first_batch_records: int = 0
     last_batch: float = 0.0
-    projector_cpu_s: float = 0.0
     machine_cpu_s: float = 0.0
+    cpu_by_role: dict[str, float] = field(default_factory=dict)
 
 
 def consumed(conn: psycopg.Connection[Any], group: str) -> int:
@@ -229,7 +229,7 @@ def run_projectors(
         if not timing.first_batch:
             raise RuntimeError("all was applied before the projectors settled: more --sessions")
         timing.machine_cpu_s = machine_busy_s() - machine_before
-        timing.projector_cpu_s = busy_seconds_by_role(before, snapshot()).get("projector", 0.0)
+        timing.cpu_by_role = busy_seconds_by_role(before, snapshot())
         progress(f"\rproject  {total}/{total}")
     finally:
         for projector in running:
@@ -350,7 +350,10 @@ def one_round(
         "projector_events_per_s": round(steady),
         "copy_rows_per_s": round(ceiling),
         "share_of_copy": round(steady / ceiling, 3),
-        "projector_cpu_us_per_event": round(timing.projector_cpu_s / measured * 1e6, 1),
+        **{
+            f"{role}_cpu_us_per_event": round(timing.cpu_by_role.get(role, 0.0) / measured * 1e6, 1)
+            for role in ("projector", "postgresql", "kafka")
+        },
         "machine_cpu_us_per_event": round(timing.machine_cpu_s / measured * 1e6, 1),
     }
 

@@ -12,7 +12,9 @@ wrk, 20 µs in the next 20 s, and the receiver 8,739 against 12,735 hooks/s). Th
 alike), two measurements per server:
 - **throughput**: wrk (closed loop, 128 connections) for ``--seconds``: hooks/s answered 200;
 - **latency at fixed rates**: vegeta (open loop, so queueing shows honestly) at each of
-  ``--rates`` hooks/s: p50/p99/max and the share answered 200 (within vegeta's 15 s timeout).
+  ``--rates`` hooks/s: p50/p99/max, the share answered 200 (within vegeta's 15 s timeout)
+  and the share of the machine's cores busy meanwhile (vegeta's own work and the kernel's
+  included: on this VM a loaded machine, not the server, sets the tail).
   Beside the receiver's runs, :mod:`bench.ack_probe` measures Kafka's own acknowledgement
   latency under the same load, on a topic of its own: the broker's part of the answer time.
 The report gives each figure's median over the rounds, with its range. The receiver runs with
@@ -43,13 +45,14 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.cpu import busy_seconds_by_role, per_hook_us, python_speed_ms, snapshot
+from bench.cpu import busy_seconds_by_role, machine_busy_s, per_hook_us, python_speed_ms, snapshot
 from bench.topics import create_topics, delete_topics
 from wcs_audit.settings import Settings
 from wcs_audit.stack import stack_up
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "wcs" / "samples"
+CPUS = os.cpu_count() or 1
 VEGETA = "github.com/tsenart/vegeta/v12@v12.12.0"
 MIX = {  # hook -> share of the traffic: keep-alives dominate a busy WCS
     "StreamKeepAliveEvent": 0.70,
@@ -158,6 +161,9 @@ def run_wrk(wrk: str, script: Path, url: str, seconds: int) -> dict[str, float]:
 
 
 def run_vegeta(vegeta: str, targets: Path, rate: int, seconds: int) -> dict[str, float]:
+    """vegeta's figures for an open-loop attack at ``rate``, with ``machine_busy``: the share
+    of all cores busy meanwhile (every process, the kernel's interrupts included)."""
+    busy_before, started = machine_busy_s(), time.perf_counter()
     attack = subprocess.run(
         [
             vegeta,
@@ -172,6 +178,7 @@ def run_vegeta(vegeta: str, targets: Path, rate: int, seconds: int) -> dict[str,
         capture_output=True,
         check=True,
     ).stdout
+    busy = (machine_busy_s() - busy_before) / ((time.perf_counter() - started) * CPUS)
     report = json.loads(
         subprocess.run(
             [vegeta, "report", "-type=json"], input=attack, capture_output=True, check=True
@@ -187,6 +194,7 @@ def run_vegeta(vegeta: str, targets: Path, rate: int, seconds: int) -> dict[str,
         "p50_ms": latencies["50th"] / 1e6,
         "p99_ms": latencies["99th"] / 1e6,
         "max_ms": latencies["max"] / 1e6,
+        "machine_busy": round(busy, 3),
     }
 
 
@@ -394,6 +402,7 @@ def report(
             ("p99_ms", "p99 ms", 2),
             ("max_ms", "max ms", 1),
             ("success", "answered", 3),
+            ("machine_busy", "machine busy", 2),
         ):
             lines.append(row(f"at {rate}/s {unit}", (f"at_{rate}", figure), digits))
         for figure in ("p50_ms", "p99_ms"):
