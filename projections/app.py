@@ -22,7 +22,7 @@ from projections.consume import ProjectorConfig, session_options
 from projections.guard import ProjectionsBusyError, projections_lock
 from projections.metrics import ProjectorMetrics
 from projections.pipeline import BatchPipeline, Fault
-from projections.positions import SeekToStoredPositions
+from projections.positions import SeekToStoredPositions, fetched_ends
 from projections.state import ProjectorState
 from wcs_audit.heap import BATCH_YOUNG_THRESHOLD, settle_heap
 from wcs_audit.logs import configure_logging
@@ -117,11 +117,12 @@ def create_app(settings: Settings, fault: Fault | None = None) -> Projector:
         log_level=logging.DEBUG,
     )
     config = ProjectorConfig.from_settings(settings)
+    subscribers: list[Any] = []
     pipeline = BatchPipeline(
         engine, config, metrics, state, fault=fault,
         interval_s=settings.projector_batch_interval_ms / 1000,
+        ends_of=lambda keys: fetched_ends(subscribers[0].consumer, keys),
     )  # fmt: skip
-    subscribers: list[Any] = []
     listener = SeekToStoredPositions(
         engine, settings.projector_group, lambda: subscribers[0].consumer, state, pipeline.drain
     )

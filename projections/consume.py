@@ -10,7 +10,7 @@ committed offsets are informational only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +21,12 @@ from projections.batch import BatchRows, batch_rows
 from projections.decode import BodyCache, Event, RecordLike, Rejected, Secrets, decode_record
 from projections.keepalives import project_keepalives
 from projections.merge import fold
-from projections.positions import TopicPartitionKey, positions_of, save_positions
+from projections.positions import (
+    TopicPartitionKey,
+    behind_through,
+    positions_of,
+    save_positions,
+)
 from projections.recompute import (
     close_silent,
     pair_bug_reports,
@@ -181,6 +186,7 @@ class PreparedBatch:
 
     records: int
     positions: dict[TopicPartitionKey, int]
+    through: dict[TopicPartitionKey, datetime]  # the newest receive time per partition
     events: list[Event]
     unique: int
     rejected: list[Rejected]
@@ -208,6 +214,7 @@ def assemble_batch(
     return PreparedBatch(
         records=len(records),
         positions=positions_of(records),
+        through=received_through(records, decoded),
         events=events,
         unique=len(unique),
         rejected=[d for d in decoded if isinstance(d, Rejected)],
@@ -215,11 +222,31 @@ def assemble_batch(
     )
 
 
+def received_through(
+    records: Sequence[RecordLike], decoded: Sequence[Event | Rejected]
+) -> dict[TopicPartitionKey, datetime]:
+    """The newest receive time among the events of each partition of ``records``."""
+    through: dict[TopicPartitionKey, datetime] = {}
+    for record, item in zip(records, decoded, strict=True):
+        if isinstance(item, Event):
+            key = (record.topic, record.partition)
+            newest = through.get(key)
+            if newest is None or item.received_at > newest:
+                through[key] = item.received_at
+    return through
+
+
 async def apply_prepared(
-    conn: AsyncConnection, batch: PreparedBatch, config: ProjectorConfig, *, close: bool = True
+    conn: AsyncConnection,
+    batch: PreparedBatch,
+    config: ProjectorConfig,
+    *,
+    close: bool = True,
+    ends: Mapping[TopicPartitionKey, int] | None = None,
 ) -> BatchResult:
-    """Applies a prepared batch inside the caller's transaction, positions included; with
-    ``close``, then ends what is silent at the batch's watermark.
+    """Applies a prepared batch inside the caller's transaction, positions included (with
+    the partitions' end offsets ``ends``, as far as they are known); with ``close``, then
+    ends what is silent at the batch's watermark (see :func:`close_silent_at`).
 
     Idempotent: applying the same records again changes nothing but ``updated_at`` of the
     positions. Raises whatever the database raises; the caller must roll back then. An
@@ -233,15 +260,24 @@ async def apply_prepared(
     await project_rows(conn, rows)
     await store_rejected(conn, batch.rejected)
     result.watermark = await watermark(conn)
+    await save_positions(
+        conn, config.projection, result.positions, ends=ends, through=batch.through
+    )
     if close and result.watermark is not None:
         await close_silent_at(conn, result.watermark, config)
-    await save_positions(conn, config.projection, result.positions)
     result.applied, result.rejected = len(fresh), len(batch.rejected)
     return result
 
 
 async def close_silent_at(conn: AsyncConnection, now: datetime, config: ProjectorConfig) -> None:
-    """Ends the streams and sessions silent for longer than their timeouts at time ``now``."""
+    """Ends the streams and sessions silent for longer than their timeouts at time ``now``,
+    or earlier: no later than the newest event applied from a partition that is behind
+    (:func:`behind_through`). While the projectors catch up, partitions advance at different
+    speeds in event time, and a leg of a partition that is behind is not silent just because
+    another partition is ahead."""
+    floor = await behind_through(conn, config.projection)
+    if floor is not None and floor < now:
+        now = floor
     await close_silent(
         conn, now, config.keepalive_timeout_s, config.stream_silence_s, config.session_silence_s
     )
@@ -252,6 +288,7 @@ async def apply_batch(
     records: Sequence[RecordLike],
     config: ProjectorConfig,
     bodies: BodyCache | None = None,
+    ends: Mapping[TopicPartitionKey, int] | None = None,
 ) -> BatchResult:
     """:func:`prepare_batch` then :func:`apply_prepared` (rebuild and tests use this)."""
-    return await apply_prepared(conn, prepare_batch(records, config, bodies), config)
+    return await apply_prepared(conn, prepare_batch(records, config, bodies), config, ends=ends)

@@ -15,7 +15,7 @@ import itertools
 import logging
 import operator
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from faststream.kafka.annotations import KafkaMessage
@@ -31,6 +31,7 @@ from projections.consume import (
 )
 from projections.decode import BodyCache, Event, RecordLike, Rejected, decode_record
 from projections.metrics import ProjectorMetrics
+from projections.positions import TopicPartitionKey
 from projections.state import ProjectorState, ProjectorStoppedError
 from projections.upsert import watermark
 
@@ -39,6 +40,8 @@ logger = logging.getLogger(__name__)
 PARTITION_OF = operator.attrgetter("topic", "partition")
 
 Fault = Callable[[str, BatchResult], Awaitable[None]]
+# the end offsets of the given partitions, as far as the consumer knows them
+EndsOf = Callable[[Iterable[TopicPartitionKey]], dict[TopicPartitionKey, int]]
 # records decoded between two turns of the event loop: small, so each statement of the batch
 # in flight is sent within about a millisecond of the previous one's answer
 DECODE_STEP = 25
@@ -95,7 +98,9 @@ class BatchPipeline:
     leg cost a quarter of a batch's time in PostgreSQL while catching up). ``fault`` is
     awaited at ``"written"`` (rows written, transaction open) and ``"committed"``
     (PostgreSQL committed): tests crash the projector there. Between batches, :meth:`sweep`
-    ends what has been silent too long by :class:`EventClock`.
+    ends what has been silent too long by :class:`EventClock`. ``ends_of`` gives the end
+    offsets stored with each batch's positions, which tell the sweeps of every projector of
+    the group which partitions are behind.
     """
 
     def __init__(
@@ -107,8 +112,10 @@ class BatchPipeline:
         *,
         fault: Fault | None = None,
         interval_s: float = 0.0,
+        ends_of: EndsOf | None = None,
     ) -> None:
         self._engine = engine
+        self._ends_of = ends_of
         self._interval_s = interval_s
         self._config = config
         self._metrics = metrics
@@ -156,7 +163,8 @@ class BatchPipeline:
             records = kept
             batch = await prepare_stepwise(records, self._config, self._bodies)
         self._count_skipped(records, batch.positions)
-        self._in_flight = asyncio.create_task(self._apply(batch, started))
+        ends = self._ends_of(batch.positions) if self._ends_of is not None else None
+        self._in_flight = asyncio.create_task(self._apply(batch, started, ends))
         pause = started + self._interval_s - time.perf_counter()
         if pause > 0:
             await asyncio.sleep(pause)
@@ -245,12 +253,17 @@ class BatchPipeline:
             except Exception:
                 logger.exception("projections.sweep.failed")
 
-    async def _apply(self, batch: PreparedBatch, started: float) -> None:
+    async def _apply(
+        self,
+        batch: PreparedBatch,
+        started: float,
+        ends: Mapping[TopicPartitionKey, int] | None,
+    ) -> None:
         try:
             async with self._writing:
                 async with self._engine.begin() as conn:
                     close = time.monotonic() - self._closed_at >= CLOSE_EVERY_S
-                    result = await apply_prepared(conn, batch, self._config, close=close)
+                    result = await apply_prepared(conn, batch, self._config, close=close, ends=ends)
                     if self._fault is not None:
                         await self._fault("written", result)
                 self.clock.observe(result.watermark)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -22,6 +23,9 @@ from projections.tables import projection_positions
 logger = logging.getLogger(__name__)
 
 TopicPartitionKey = tuple[str, int]
+
+# a partition behind whose row was not written for this long no longer holds back the sweep
+BEHIND_FRESH_S = 60.0
 
 
 def positions_of(records: Iterable[RecordLike]) -> dict[TopicPartitionKey, int]:
@@ -34,26 +38,101 @@ def positions_of(records: Iterable[RecordLike]) -> dict[TopicPartitionKey, int]:
 
 
 async def save_positions(
-    conn: AsyncConnection, projection: str, positions: Mapping[TopicPartitionKey, int]
+    conn: AsyncConnection,
+    projection: str,
+    positions: Mapping[TopicPartitionKey, int],
+    *,
+    ends: Mapping[TopicPartitionKey, int] | None = None,
+    through: Mapping[TopicPartitionKey, datetime] | None = None,
 ) -> None:
-    """Stores the next offset per partition; a stored position never moves backwards."""
+    """Stores the next offset per partition, with what is known of its end offset (``ends``)
+    and the newest receive time applied from it (``through``); none of the three ever moves
+    backwards, and an unknown end or time keeps the stored one."""
     if not positions:
         return
+    ends, through = ends or {}, through or {}
     rows = [
-        {"projection": projection, "topic": topic, "partition": partition, "next_offset": offset}
-        for (topic, partition), offset in positions.items()
+        {
+            "projection": projection,
+            "topic": key[0],
+            "partition": key[1],
+            "next_offset": offset,
+            "end_offset": ends.get(key),
+            "received_through": through.get(key),
+        }
+        for key, offset in positions.items()
     ]
+    t = projection_positions.c
     stmt = insert(projection_positions)
     stmt = stmt.on_conflict_do_update(
         index_elements=["projection", "topic", "partition"],
         set_={
-            "next_offset": func.greatest(
-                projection_positions.c.next_offset, stmt.excluded.next_offset
-            ),
+            # GREATEST ignores NULLs: an unknown value keeps the stored one
+            "next_offset": func.greatest(t.next_offset, stmt.excluded.next_offset),
+            "end_offset": func.greatest(t.end_offset, stmt.excluded.end_offset),
+            "received_through": func.greatest(t.received_through, stmt.excluded.received_through),
             "updated_at": func.now(),
         },
     )
     await conn.execute(stmt, rows)
+
+
+async def save_ends(
+    conn: AsyncConnection, projection: str, ends: Mapping[TopicPartitionKey, int]
+) -> None:
+    """Stores the end offsets of partitions that have a stored position (a partition new to
+    the projection gets its row with its first batch)."""
+    if not ends:
+        return
+    t = projection_positions.c
+    stmt = (
+        update(projection_positions)
+        .where(
+            t.projection == bindparam("p_projection"),
+            t.topic == bindparam("p_topic"),
+            t.partition == bindparam("p_partition"),
+        )
+        .values(
+            end_offset=func.greatest(t.end_offset, bindparam("p_end")),
+            updated_at=func.now(),
+        )
+    )
+    rows = [
+        {"p_projection": projection, "p_topic": topic, "p_partition": partition, "p_end": end}
+        for (topic, partition), end in ends.items()
+    ]
+    await conn.execute(stmt, rows)
+
+
+async def behind_through(conn: AsyncConnection, projection: str) -> datetime | None:
+    """The oldest ``received_through`` of the partitions of ``projection`` that are behind
+    (their end offset is past their next offset) and were written in the last
+    :data:`BEHIND_FRESH_S` seconds; None when no partition is.
+
+    Event time has reached at least this far in every partition, so silence measured up to
+    it is real silence. A partition whose row nobody wrote for that long is not being read
+    (its projector is gone) and no longer holds the others back.
+    """
+    t = projection_positions.c
+    query = select(func.min(t.received_through)).where(
+        t.projection == projection,
+        t.next_offset < t.end_offset,
+        t.updated_at > func.now() - timedelta(seconds=BEHIND_FRESH_S),
+    )
+    found: datetime | None = (await conn.execute(query)).scalar_one()
+    return found
+
+
+def fetched_ends(consumer: Any, keys: Iterable[TopicPartitionKey]) -> dict[TopicPartitionKey, int]:
+    """The end offset of each of ``keys`` that ``consumer`` (aiokafka) holds, as its latest
+    fetch saw it (the high watermark); partitions it does not hold or know are left out."""
+    held = consumer.assignment()
+    ends: dict[TopicPartitionKey, int] = {}
+    for key in keys:
+        tp = TopicPartition(*key)
+        if tp in held and (end := consumer.highwater(tp)) is not None:
+            ends[key] = end
+    return ends
 
 
 async def load_positions(
@@ -122,3 +201,19 @@ class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
             "projections.partitions.assigned",
             extra={"partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)},
         )
+        await self._save_ends(consumer, assigned)
+
+    async def _save_ends(self, consumer: Any, assigned: Collection[TopicPartition]) -> None:
+        """Stores the end offsets of ``assigned``: after a restart, the sweep then waits for
+        this projector to catch up on them before it judges their legs silent. Best effort:
+        without it, only an inferred end may show early (the next event clears it)."""
+        try:
+            ends = await consumer.end_offsets(list(assigned))
+            async with self._engine.begin() as conn:
+                await save_ends(
+                    conn,
+                    self._projection,
+                    {(tp.topic, tp.partition): end for tp, end in ends.items()},
+                )
+        except Exception:
+            logger.warning("projections.positions.ends_unsaved", exc_info=True)

@@ -110,12 +110,13 @@ async def replay(
     applied, started = 0, time.perf_counter()
     bodies = BodyCache()
     remaining = {tp for tp, end in ends.items() if end > 0}
+    known_ends = {(tp.topic, tp.partition): end for tp, end in ends.items()}
     while remaining:
         fetched = await consumer.getmany(*remaining, timeout_ms=1000, max_records=batch_size)
         records = [r for tp, rs in fetched.items() for r in rs if r.offset < ends[tp]]
         if records:
             async with engine.begin() as conn:
-                await apply_batch(conn, records, config, bodies)
+                await apply_batch(conn, records, config, bodies, known_ends)
             applied += len(records)
             progress(Progress(applied, total, time.perf_counter() - started))
         remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}

@@ -53,6 +53,17 @@ projection_positions = Table(
         comment="offset of the next record to apply (Kafka's committed-offset convention)",
     ),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column(
+        "end_offset",
+        BigInteger,
+        comment="the partition's end offset as the consumer last knew it; "
+        "next_offset < end_offset: the projection is behind",
+    ),
+    Column(
+        "received_through",
+        DateTime(timezone=True),
+        comment="the newest receive time among the hooks applied from the partition",
+    ),
     comment="Kafka positions of each projection, written in the same transaction as its rows",
 )
 

@@ -11,9 +11,10 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from projections.app import create_app
-from projections.consume import BatchResult
+from projections.consume import BatchResult, ProjectorConfig, apply_batch
 from projections.tables import projection_positions
 from tests.projections.story import (
     IN_CALL,
@@ -26,6 +27,7 @@ from tests.projections.story import (
     SESSION,
     SESSION2,
     SNAPSHOT_LEG,
+    Record,
     at,
     by_key,
     caught_up,
@@ -339,3 +341,50 @@ async def test_bug_report_status_received_before_its_report_still_pairs(
     (bug,) = table_rows(projector_settings, "bug_reports", "event_id")
     assert bug["filename"] == sample("BugReportStatusEvent")["filename"]
     assert (bug["submitted_at"], bug["status_at"]) == (at(10.5), at(10.0))
+
+
+@pytest.mark.parametrize("ends_known", [True, False])
+async def test_a_leg_of_a_partition_behind_is_not_ended_by_a_partition_ahead(
+    projector_settings: Settings, engine: AsyncEngine, ends_known: bool
+) -> None:
+    # partition 0 holds a publisher whose keep-alives come every 10 s; partition 1 another
+    # session ten minutes later. The projector reads partition 1 before the rest of 0.
+    topic = projector_settings.topic
+    settings = projector_settings.replace(projector_keepalive_interval_s=10.0)  # silent: 30 s
+    config = ProjectorConfig.from_settings(settings)
+    keepalive = sample("StreamKeepAliveEvent")
+    hooks = [
+        (0, "publishStream", sample("publishStream"), 0.0),
+        (0, "StreamStatusEvent", sample("StreamStatusEvent"), 1.0),
+        (0, "StreamKeepAliveEvent", keepalive, 10.0),
+        (1, "connect", sample("connect", sessionId=SESSION2), 600.0),
+        (0, "StreamKeepAliveEvent", keepalive, 20.0),
+    ]
+    offsets = [0, 0, 0, 0, 0]
+    records = []
+    for n, (partition, hook, body, seconds) in enumerate(hooks):
+        offsets[partition] += 1
+        envelope = story_event(n, hook, body, seconds).envelope()
+        records.append(
+            Record(topic, partition, offsets[partition] - 1, envelope.value, envelope.headers())
+        )
+    ends = {(topic, 0): 4, (topic, 1): 1}
+
+    async def apply(batch: list[Record]) -> None:
+        known = {key: end for key, end in ends.items() if key[1] == batch[0].partition}
+        async with engine.begin() as conn:
+            await apply_batch(conn, batch, config, ends=known if ends_known else None)
+
+    def leg_end() -> object:
+        legs = by_key(table_rows(settings, "streams", "media_session_id"), "media_session_id")
+        return legs[PUB]["inferred_end_at"]
+
+    await apply(records[:3])
+    await apply(records[3:4])
+    # partition 0 is behind (offset 3 of 4): its events reach 10 s, not 600
+    assert leg_end() == (None if ends_known else at(10))
+    await apply(records[4:])
+    # caught up: now is 600 s, and the leg's last keep-alive was at 20 s
+    assert leg_end() == at(20)
+    sessions = by_key(table_rows(settings, "sessions", "session_id"), "session_id")
+    assert sessions[SESSION]["inferred_end_at"] == at(20)
