@@ -338,7 +338,9 @@ def main() -> None:
         echoes.append(measure("echo", echo_argv, echo_env, 9390, args, tools, work))
         receivers.append(measure("receiver", receiver_argv, env, 9391, args, tools, work))
     kept = asyncio.run(records_in(settings, topic))
-    asyncio.run(delete_topics(settings, [topic + ".probe", topic + ".warmup"]))
+    # each run's topics: hundreds of partitions left behind slow the broker down
+    scratch = [topic, topic + ".rejected", topic + ".probe", topic + ".warmup"]
+    asyncio.run(delete_topics(settings, scratch))
     report(args, echoes, receivers, kept, speed_ms)
 
 

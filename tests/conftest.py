@@ -42,14 +42,16 @@ def wait_for(condition: Callable[[], bool], within: float = 20) -> None:
 
 @pytest.fixture
 async def topic(stack: Settings) -> AsyncIterator[str]:
-    """A fresh 3-partition topic on the real broker, deleted after the test."""
+    """A fresh 3-partition topic on the real broker, deleted after the test with its rejected
+    topic (``settings``), which a receiver under test may have created (a topic that does
+    not exist is reported, not raised)."""
     name = unique_name("test.hooks")
     admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)])
         yield name
-        await admin.delete_topics([name])
+        await admin.delete_topics([name, rejected_topic_of(name)])
     finally:
         await admin.close()
 
@@ -63,9 +65,14 @@ def database_url(stack: Settings) -> Iterator[str]:
     drop_database(url)
 
 
+def rejected_topic_of(topic: str) -> str:
+    """The rejected topic that goes with a test's ``topic``."""
+    return topic + ".rejected"
+
+
 @pytest.fixture
 def settings(stack: Settings, topic: str, database_url: str) -> Settings:
     """Settings of one test: its own topic and database on the real stack."""
     return stack.replace(
-        topic=topic, rejected_topic=topic + ".rejected", database_url_env=database_url
+        topic=topic, rejected_topic=rejected_topic_of(topic), database_url_env=database_url
     )

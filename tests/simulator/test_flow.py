@@ -29,7 +29,7 @@ from simulator.judge import Clock
 from simulator.run import projector_env
 from simulator.scenario import Quirks, Scenario
 from simulator.truth import LegTruth, Truth, observed_end, read_truth
-from tests.conftest import unique_name
+from tests.conftest import rejected_topic_of, unique_name
 from tests.ingest.conftest import running_receiver
 from wcs_audit.settings import Settings
 from wcs_audit.stack.postgres import create_database, drop_database
@@ -131,10 +131,10 @@ async def day_settings(stack: Settings) -> AsyncIterator[Settings]:
         await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
         create_database(database_url)
         yield stack.replace(
-            topic=topic, rejected_topic=topic + ".rejected", database_url_env=database_url
+            topic=topic, rejected_topic=rejected_topic_of(topic), database_url_env=database_url
         )
         drop_database(database_url)
-        await admin.delete_topics([topic])
+        await admin.delete_topics([topic, rejected_topic_of(topic)])
     finally:
         await admin.close()
 
