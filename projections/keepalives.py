@@ -12,7 +12,7 @@ newest status and the newest value of each attribute win.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -44,25 +44,29 @@ def group_by_leg(events: Sequence[Event]) -> dict[str, list[Event]]:
 
 def leg_row(leg: str, events: Sequence[Event]) -> Row:
     """One narrow ``streams`` row for all keep-alives of one leg."""
-    ordered = sorted(events, key=_newest_first, reverse=True) if len(events) > 1 else events
+    if len(events) == 1:  # the common case: a leg sends one keep-alive per interval
+        ordered = events
+        created_at = events[0].facts.created_at
+    else:
+        ordered = sorted(events, key=_newest_first, reverse=True)
+        created_at = min((t for e in events if (t := e.facts.created_at) is not None), default=None)
     latest, first = ordered[0], ordered[-1].received_at
-    created = [t for e in events if (t := e.facts.created_at) is not None]
-    row: Row = {
+    at = latest.received_at
+    return {
         "media_session_id": leg,
         "node_id": latest.node_id,
         "session_id": latest.session_id,
         "app": latest.facts.app,
         "first_seen_at": first,
-        "last_seen_at": latest.received_at,
+        "last_seen_at": at,
         "started_at": first,
-        "created_at": min(created, default=None),
-        "last_keepalive_at": latest.received_at,
+        "created_at": created_at,
+        "last_keepalive_at": at,
         "keepalive_count": len(events),
+        **_leg_status(ordered),
+        **_leg_attrs(ordered),
+        STREAMS.attrs_at: at,
     }
-    row.update(_leg_status(ordered))
-    row.update(_leg_attrs(ordered))
-    row[STREAMS.attrs_at] = latest.received_at
-    return row
 
 
 def _leg_status(ordered: Sequence[Event]) -> Row:
@@ -79,10 +83,14 @@ def _leg_status(ordered: Sequence[Event]) -> Row:
     return {"status": None, "status_rank": None, "status_at": None, "status_event": None}
 
 
-def _leg_attrs(ordered: Sequence[Event]) -> Row:
-    """Each attribute from the newest keep-alive that carries a value for it."""
-    attrs = dict(ordered[0].facts.stream)
-    missing = [name for name, value in attrs.items() if value is None]
+def _leg_attrs(ordered: Sequence[Event]) -> Mapping[str, Any]:
+    """Each attribute from the newest keep-alive that carries a value for it (the newest
+    one's own attributes, shared, when it has a value for each or is the only one)."""
+    newest = ordered[0].facts.stream
+    missing = [name for name, value in newest.items() if value is None]
+    if not missing or len(ordered) == 1:
+        return newest
+    attrs = dict(newest)
     for event in ordered[1:]:
         if not missing:
             break
