@@ -117,6 +117,7 @@ class BatchResult:
     duplicates: int = 0
     rejected: int = 0
     positions: dict[TopicPartitionKey, int] = field(default_factory=dict)
+    ends: dict[TopicPartitionKey, int] = field(default_factory=dict)  # as far as known
     watermark: datetime | None = None  # the latest receive time stored, after this batch
 
 
@@ -254,14 +255,14 @@ async def apply_prepared(
     silent rows are ended (every batch, or every few seconds by a sweep) changes only how soon
     an end shows, never the rows once the sweep has run.
     """
-    result = BatchResult(records=batch.records, positions=batch.positions)
+    result = BatchResult(records=batch.records, positions=batch.positions, ends=dict(ends or {}))
     fresh = await store_events(conn, batch.events, config.retry_window, result)
     rows = batch.rows if len(fresh) == batch.unique else batch_rows(fresh, config.secrets.fields)
     await project_rows(conn, rows)
     await store_rejected(conn, batch.rejected)
     result.watermark = await watermark(conn)
     await save_positions(
-        conn, config.projection, result.positions, ends=ends, through=batch.through
+        conn, config.projection, result.positions, ends=result.ends, through=batch.through
     )
     if close and result.watermark is not None:
         await close_silent_at(conn, result.watermark, config)

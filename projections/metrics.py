@@ -25,6 +25,7 @@ class ProjectorMetrics:
     batch_seconds: Histogram
     lag_seconds: Histogram
     next_offset: Gauge
+    end_offset: Gauge
 
     @classmethod
     def create(cls) -> ProjectorMetrics:
@@ -59,6 +60,13 @@ class ProjectorMetrics:
                 ["topic", "partition"],
                 registry=registry,
             ),
+            end_offset=Gauge(
+                "wcs_audit_projector_end_offset",
+                "End offset of the partition as the projector's latest fetch of it saw it; "
+                "minus next_offset: the records it is behind",
+                ["topic", "partition"],
+                registry=registry,
+            ),
         )
 
     def observe_batch(
@@ -79,3 +87,5 @@ class ProjectorMetrics:
                 self.records.labels(outcome).inc(count)
         for (topic, partition), offset in result.positions.items():
             self.next_offset.labels(topic, str(partition)).set(offset)
+        for (topic, partition), offset in result.ends.items():
+            self.end_offset.labels(topic, str(partition)).set(offset)

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from projections.app import create_app, create_engine, serve_http
-from tests.projections.story import produce, project, sample_story
+from tests.projections.story import end_offsets, produce, project, sample_story
 from wcs_audit.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
@@ -61,6 +61,18 @@ async def test_metrics_count_applied_records(projector_settings: Settings) -> No
     assert float(batches.group(1)) >= 1
     assert 'wcs_audit_projector_lag_seconds_bucket{le="3600.0"} 0.0' in body
     assert f"wcs_audit_projector_lag_seconds_count {batches.group(1)}" in body
+    # caught up: every partition's end is its next offset, Kafka's end offset
+    ends = await end_offsets(projector_settings)
+    topic = projector_settings.topic
+    for name in ("next_offset", "end_offset"):
+        line = (
+            rf'^wcs_audit_projector_{name}{{partition="(\d+)",topic="{re.escape(topic)}"}} (\S+)$'
+        )
+        found = {
+            int(partition): float(value)
+            for partition, value in re.findall(line, body, re.MULTILINE)
+        }
+        assert found == {p: float(end) for p, end in ends.items() if end > 0}, name
 
 
 @pytest.mark.parametrize("value", ["on", "local", None])
