@@ -87,8 +87,10 @@ def _leg_attrs(ordered: Sequence[Event]) -> Mapping[str, Any]:
     """Each attribute from the newest keep-alive that carries a value for it (the newest
     one's own attributes, shared, when it has a value for each or is the only one)."""
     newest = ordered[0].facts.stream
+    if len(ordered) == 1:
+        return newest
     missing = [name for name, value in newest.items() if value is None]
-    if not missing or len(ordered) == 1:
+    if not missing:
         return newest
     attrs = dict(newest)
     for event in ordered[1:]:
