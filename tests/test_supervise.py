@@ -1,5 +1,6 @@
 """The supervisor restarts a child that dies, and a terminal's Ctrl-C reaches each child as one
-SIGTERM from the supervisor (a single, graceful shutdown)."""
+SIGTERM from the supervisor (a single, graceful shutdown); a SIGTERM during a child's start-up
+stops it, and a child that does not stop is killed after the grace period."""
 
 from __future__ import annotations
 
@@ -49,3 +50,57 @@ def test_child_restarted_and_ctrl_c_gives_one_sigterm(tmp_path: Path) -> None:
             os.killpg(supervisor.pid, signal.SIGKILL)
             supervisor.wait()
     assert log.read_text().splitlines() == ["started", "started", "SIGTERM"]
+
+
+STARTING = """
+import os, signal, sys, time
+from pathlib import Path
+from wcs_audit.supervise import supervise
+
+log = Path(sys.argv[1])
+
+def started() -> None:
+    with log.open("a") as out:
+        out.write(f"{os.getpid()}\\n")
+
+def starting() -> None:  # still starting: no signal handler of its own yet
+    started()
+    time.sleep(600)
+
+def stuck() -> None:  # ignores SIGTERM altogether
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    started()
+    time.sleep(600)
+
+supervise([("starting", starting), ("stuck", stuck)], stop_grace_s=2.0)
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_sigterm_during_start_up_stops_the_child_and_a_stuck_child_is_killed(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "child.log"
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", STARTING, str(log)], start_new_session=True
+    )
+    try:
+        wait_for(lambda: log.exists() and len(log.read_text().split()) == 2)
+        children = [int(pid) for pid in log.read_text().split()]
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=20) == 0
+        assert [pid for pid in children if alive(pid)] == []
+    finally:
+        if supervisor.poll() is None:
+            os.killpg(supervisor.pid, signal.SIGKILL)
+            supervisor.wait()
+        for pid in [int(p) for p in log.read_text().split()] if log.exists() else []:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
