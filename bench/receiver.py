@@ -32,6 +32,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -162,8 +163,11 @@ def run_wrk(wrk: str, script: Path, url: str, seconds: int) -> dict[str, float]:
 
 def run_vegeta(vegeta: str, targets: Path, rate: int, seconds: int) -> dict[str, float]:
     """vegeta's figures for an open-loop attack at ``rate``, with ``machine_busy``: the share
-    of all cores busy meanwhile (every process, the kernel's interrupts included)."""
+    of all cores busy meanwhile (every process, the kernel's interrupts included), and
+    ``sender_us_per_request``: vegeta's own CPU per request (user + system, from the kernel's
+    accounting of the finished child), what the load generator takes from the server's cores."""
     busy_before, started = machine_busy_s(), time.perf_counter()
+    children_before = children_cpu_s()
     attack = subprocess.run(
         [
             vegeta,
@@ -179,6 +183,7 @@ def run_vegeta(vegeta: str, targets: Path, rate: int, seconds: int) -> dict[str,
         check=True,
     ).stdout
     busy = (machine_busy_s() - busy_before) / ((time.perf_counter() - started) * CPUS)
+    sender_s = children_cpu_s() - children_before
     report = json.loads(
         subprocess.run(
             [vegeta, "report", "-type=json"], input=attack, capture_output=True, check=True
@@ -195,7 +200,14 @@ def run_vegeta(vegeta: str, targets: Path, rate: int, seconds: int) -> dict[str,
         "p99_ms": latencies["99th"] / 1e6,
         "max_ms": latencies["max"] / 1e6,
         "machine_busy": round(busy, 3),
+        "sender_us_per_request": round(sender_s / max(report["requests"], 1) * 1e6, 1),
     }
+
+
+def children_cpu_s() -> float:
+    """User + system CPU seconds of this process's finished (waited-for) children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 @contextlib.contextmanager
@@ -405,6 +417,7 @@ def report(
             ("max_ms", "max ms", 1),
             ("success", "answered", 3),
             ("machine_busy", "machine busy", 2),
+            ("sender_us_per_request", "vegeta CPU us/req", 0),
         ):
             lines.append(row(f"at {rate}/s {unit}", (f"at_{rate}", figure), digits))
         for figure in ("p50_ms", "p99_ms"):
