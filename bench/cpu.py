@@ -84,10 +84,22 @@ def per_hook_us(used: dict[str, float], hooks: int) -> dict[str, float]:
     return dict(sorted(costs.items()))
 
 
+def _all_cpus_ticks() -> list[int]:
+    """The ``cpu`` line of ``/proc/stat``: user, nice, system, idle, iowait, irq, softirq,
+    steal, … in clock ticks, summed over all cores."""
+    return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+
 def machine_busy_s() -> float:
     """CPU seconds the whole machine has been busy (all cores, from ``/proc/stat``)."""
-    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+    ticks = _all_cpus_ticks()
+    return (sum(ticks) - ticks[3] - ticks[4]) / TICKS_PER_S  # minus idle, iowait
+
+
+def machine_steal_s() -> float:
+    """CPU seconds the hypervisor did not run this VM's cores although they had work (steal
+    time, from ``/proc/stat``): host contention, which no process here can show or avoid."""
+    return _all_cpus_ticks()[7] / TICKS_PER_S
 
 
 def python_speed_ms(repeat: int = 3) -> float:

@@ -20,7 +20,8 @@ service, whose size the planner's costs follow, rather than an empty one):
   (same indexes, same history), PostgreSQL's own speed for these rows.
 
 Prints progress, each round, and each figure's median and range over the rounds, with the CPU
-per event of the projectors, of PostgreSQL (every backend), of Kafka and of the whole machine;
+per event of the projectors, of PostgreSQL (every backend), of Kafka and of the whole machine,
+and the share of the cores' time the hypervisor took away meanwhile (``steal_share``);
 writes JSON to ``bench/results/`` (ignored by git).
 """
 
@@ -45,7 +46,13 @@ import orjson
 import psycopg
 from aiokafka import AIOKafkaProducer
 
-from bench.cpu import busy_seconds_by_role, machine_busy_s, python_speed_ms, snapshot
+from bench.cpu import (
+    busy_seconds_by_role,
+    machine_busy_s,
+    machine_steal_s,
+    python_speed_ms,
+    snapshot,
+)
 from bench.topics import create_topics, delete_topics
 from ingest.envelope import Envelope, uuid7
 from ingest.redact import Redactor
@@ -167,6 +174,7 @@ class Timing:
     first_batch_records: int = 0
     last_batch: float = 0.0
     machine_cpu_s: float = 0.0
+    steal_s: float = 0.0
     cpu_by_role: dict[str, float] = field(default_factory=dict)
 
 
@@ -218,6 +226,7 @@ def run_projectors(
                 joined = joined or all_joined(logs)
                 if joined and applied and not timing.first_batch:  # the steady state
                     before, machine_before = snapshot(), machine_busy_s()
+                    steal_before = machine_steal_s()
                     timing.first_batch, timing.first_batch_records = time.perf_counter(), applied
                 if any(p.poll() is not None for p in running) or time.monotonic() > deadline:
                     raise RuntimeError(f"projector stopped or stalled at {applied}/{total}")
@@ -229,6 +238,7 @@ def run_projectors(
         if not timing.first_batch:
             raise RuntimeError("all was applied before the projectors settled: more --sessions")
         timing.machine_cpu_s = machine_busy_s() - machine_before
+        timing.steal_s = machine_steal_s() - steal_before
         timing.cpu_by_role = busy_seconds_by_role(before, snapshot())
         progress(f"\rproject  {total}/{total}")
     finally:
@@ -355,6 +365,8 @@ def one_round(
             for role in ("projector", "postgresql", "kafka")
         },
         "machine_cpu_us_per_event": round(timing.machine_cpu_s / measured * 1e6, 1),
+        # the share of the cores' time the host took away: a slow round with steal is the host
+        "steal_share": round(timing.steal_s / (span * (os.cpu_count() or 1)), 3),
     }
 
 

@@ -46,7 +46,14 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.cpu import busy_seconds_by_role, machine_busy_s, per_hook_us, python_speed_ms, snapshot
+from bench.cpu import (
+    busy_seconds_by_role,
+    machine_busy_s,
+    machine_steal_s,
+    per_hook_us,
+    python_speed_ms,
+    snapshot,
+)
 from bench.topics import create_topics, delete_topics
 from wcs_audit.settings import Settings
 from wcs_audit.stack import stack_up
@@ -163,11 +170,12 @@ def run_wrk(wrk: str, script: Path, url: str, seconds: int) -> dict[str, float]:
 
 def run_vegeta(vegeta: str, targets: Path, rate: int, seconds: int) -> dict[str, float]:
     """vegeta's figures for an open-loop attack at ``rate``, with ``machine_busy``: the share
-    of all cores busy meanwhile (every process, the kernel's interrupts included), and
+    of all cores busy meanwhile (every process, the kernel's interrupts included), the
+    share the host took away (``steal_share``), and
     ``sender_us_per_request``: vegeta's own CPU per request (user + system, from the kernel's
     accounting of the finished child), what the load generator takes from the server's cores."""
     busy_before, started = machine_busy_s(), time.perf_counter()
-    children_before = children_cpu_s()
+    children_before, steal_before = children_cpu_s(), machine_steal_s()
     attack = subprocess.run(
         [
             vegeta,
@@ -182,7 +190,9 @@ def run_vegeta(vegeta: str, targets: Path, rate: int, seconds: int) -> dict[str,
         capture_output=True,
         check=True,
     ).stdout
-    busy = (machine_busy_s() - busy_before) / ((time.perf_counter() - started) * CPUS)
+    core_s = (time.perf_counter() - started) * CPUS
+    busy = (machine_busy_s() - busy_before) / core_s
+    steal = (machine_steal_s() - steal_before) / core_s
     sender_s = children_cpu_s() - children_before
     report = json.loads(
         subprocess.run(
@@ -200,6 +210,7 @@ def run_vegeta(vegeta: str, targets: Path, rate: int, seconds: int) -> dict[str,
         "p99_ms": latencies["99th"] / 1e6,
         "max_ms": latencies["max"] / 1e6,
         "machine_busy": round(busy, 3),
+        "steal_share": round(steal, 3),
         "sender_us_per_request": round(sender_s / max(report["requests"], 1) * 1e6, 1),
     }
 
@@ -417,6 +428,7 @@ def report(
             ("max_ms", "max ms", 1),
             ("success", "answered", 3),
             ("machine_busy", "machine busy", 2),
+            ("steal_share", "steal by host", 3),
             ("sender_us_per_request", "vegeta CPU us/req", 0),
         ):
             lines.append(row(f"at {rate}/s {unit}", (f"at_{rate}", figure), digits))
