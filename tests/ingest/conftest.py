@@ -14,8 +14,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from ingest.app import listening_socket, receiving
+from tests.loops import on_uvloop
 from tests.samples import SAMPLES
 from wcs_audit.settings import Settings
+
+pytest_asyncio_loop_factories = on_uvloop  # the receiver's and projector's loop
 
 
 def sample(hook: str) -> bytes:

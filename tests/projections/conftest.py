@@ -8,7 +8,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from migrations.run import upgrade
+from tests.loops import on_uvloop
 from wcs_audit.settings import Settings
+
+pytest_asyncio_loop_factories = on_uvloop  # the receiver's and projector's loop
 
 
 @pytest.fixture
