@@ -34,7 +34,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -54,6 +53,7 @@ from bench.cpu import (
     snapshot,
 )
 from bench.topics import create_topics, delete_topics
+from bench.workdir import work_dir
 from ingest.envelope import Envelope, uuid7
 from ingest.redact import Redactor
 from migrations.run import upgrade
@@ -386,12 +386,12 @@ def main(
     rows = event_rows(decoded(batch), ())  # hook_events rows of the ceiling and the history
     asyncio.run(prepare_topic(base.replace(topic=topic), batch))
     results = []
-    work = Path(tempfile.mkdtemp(prefix="bench-projector-"))
     try:
-        for number in range(1, rounds + 1):
-            progress(f"round {number} of {rounds}")
-            results.append(one_round(base, topic, batch, projectors, work, history, rows))
-            progress(json.dumps(results[-1]))
+        with work_dir("bench-projector-") as work:
+            for number in range(1, rounds + 1):
+                progress(f"round {number} of {rounds}")
+                results.append(one_round(base, topic, batch, projectors, work, history, rows))
+                progress(json.dumps(results[-1]))
     finally:
         asyncio.run(delete_topics(base.replace(topic=topic), [topic]))
     medians = {key: statistics.median(r[key] for r in results) for key in results[0]}

@@ -38,7 +38,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -55,6 +54,7 @@ from bench.cpu import (
     snapshot,
 )
 from bench.topics import create_topics, delete_topics
+from bench.workdir import work_dir
 from wcs_audit.settings import Settings
 from wcs_audit.stack import stack_up
 
@@ -332,39 +332,40 @@ def main() -> None:
     progress("local stack …")
     stack_up(settings)
     tools = ensure_tools(settings.cache_dir)
-    work = Path(tempfile.mkdtemp(prefix="bench-receiver-"))
-    topic = f"bench.hooks.{int(time.time())}"
-    env = {
-        **os.environ,
-        "WCS_AUDIT_TOPIC": topic,
-        "WCS_AUDIT_REJECTED_TOPIC": topic + ".rejected",
-        "WCS_AUDIT_SPOOL_DIR": str(work / "spool"),
-        "WCS_AUDIT_LOG_LEVEL": "WARNING",
-        "WCS_AUDIT_RECEIVER_WORKERS": str(args.workers),
-        "WCS_AUDIT_HTTP_PORT": "9391",
-    }
-    echo_argv = [
-        sys.executable, "-m", "uvicorn", "bench.echo_app:app", "--port", "9390",
-        "--workers", str(args.workers), "--loop", "uvloop", "--http", "httptools",
-        "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
-    echo_env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    receiver_argv = [sys.executable, "-m", "wcs_audit.cli", "receiver"]
-    asyncio.run(create_topics(settings, [topic + ".probe"]))
-    if args.kafka_warmup > 0:  # on a topic of its own: the bench topic holds measured hooks only
-        warmup_env = {**env, "WCS_AUDIT_TOPIC": topic + ".warmup"}
-        warm_broker(receiver_argv, warmup_env, args.kafka_warmup, tools[0], work)
-    echoes: list[Round] = []
-    receivers: list[Round] = []
-    for number in range(1, args.rounds + 1):
-        progress(f"round {number} of {args.rounds}")
-        echoes.append(measure("echo", echo_argv, echo_env, 9390, args, tools, work))
-        receivers.append(measure("receiver", receiver_argv, env, 9391, args, tools, work))
-    kept = asyncio.run(records_in(settings, topic))
-    # each run's topics: hundreds of partitions left behind slow the broker down
-    scratch = [topic, topic + ".rejected", topic + ".probe", topic + ".warmup"]
-    asyncio.run(delete_topics(settings, scratch))
-    report(args, echoes, receivers, kept, speed_ms)
+    with work_dir("bench-receiver-") as work:
+        topic = f"bench.hooks.{int(time.time())}"
+        env = {
+            **os.environ,
+            "WCS_AUDIT_TOPIC": topic,
+            "WCS_AUDIT_REJECTED_TOPIC": topic + ".rejected",
+            "WCS_AUDIT_SPOOL_DIR": str(work / "spool"),
+            "WCS_AUDIT_LOG_LEVEL": "WARNING",
+            "WCS_AUDIT_RECEIVER_WORKERS": str(args.workers),
+            "WCS_AUDIT_HTTP_PORT": "9391",
+        }
+        echo_argv = [
+            sys.executable, "-m", "uvicorn", "bench.echo_app:app", "--port", "9390",
+            "--workers", str(args.workers), "--loop", "uvloop", "--http", "httptools",
+            "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+        echo_env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        receiver_argv = [sys.executable, "-m", "wcs_audit.cli", "receiver"]
+        asyncio.run(create_topics(settings, [topic + ".probe"]))
+        # on a topic of its own: the bench topic holds measured hooks only
+        if args.kafka_warmup > 0:
+            warmup_env = {**env, "WCS_AUDIT_TOPIC": topic + ".warmup"}
+            warm_broker(receiver_argv, warmup_env, args.kafka_warmup, tools[0], work)
+        echoes: list[Round] = []
+        receivers: list[Round] = []
+        for number in range(1, args.rounds + 1):
+            progress(f"round {number} of {args.rounds}")
+            echoes.append(measure("echo", echo_argv, echo_env, 9390, args, tools, work))
+            receivers.append(measure("receiver", receiver_argv, env, 9391, args, tools, work))
+        kept = asyncio.run(records_in(settings, topic))
+        # each run's topics: hundreds of partitions left behind slow the broker down
+        scratch = [topic, topic + ".rejected", topic + ".probe", topic + ".warmup"]
+        asyncio.run(delete_topics(settings, scratch))
+        report(args, echoes, receivers, kept, speed_ms)
 
 
 def answered_200(rounds: list[Round], rates: list[int]) -> int:

@@ -32,7 +32,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -45,6 +44,7 @@ from typing import Any
 from bench.cpu import busy_seconds_by_role, per_hook_us, python_speed_ms, snapshot
 from bench.lag import LagSampler, commit_lags, percentile
 from bench.topics import create_topics, delete_topics
+from bench.workdir import work_dir
 from migrations.run import upgrade
 from simulator.check import compare, read_projections
 from simulator.load import LoadReport, send_day
@@ -211,17 +211,17 @@ def main() -> None:
     started = time.perf_counter()
     day = build_day(scenario)
     progress(f"built {len(day.sends)} hooks in {time.perf_counter() - started:.1f}s")
-    work = Path(tempfile.mkdtemp(prefix="bench-simulate-"))
-    result: dict[str, Any] = {
-        "scenario": asdict(scenario),
-        "hooks": len(day.sends),
-        "python_speed_ms": python_speed_ms(),
-    }
-    if not args.skip_baseline:
-        progress("baseline: the same schedule against the bare echo app …")
-        result["baseline_echo"] = baseline(day, scenario, work)
-    if not args.skip_e2e:
-        result["end_to_end"] = end_to_end(day, scenario, args.workers, args.projectors, work)
+    with work_dir("bench-simulate-") as work:
+        result: dict[str, Any] = {
+            "scenario": asdict(scenario),
+            "hooks": len(day.sends),
+            "python_speed_ms": python_speed_ms(),
+        }
+        if not args.skip_baseline:
+            progress("baseline: the same schedule against the bare echo app …")
+            result["baseline_echo"] = baseline(day, scenario, work)
+        if not args.skip_e2e:
+            result["end_to_end"] = end_to_end(day, scenario, args.workers, args.projectors, work)
     result["cpus"] = os.cpu_count()
     print(json.dumps(result))
     out = Path(__file__).parent / "results"
