@@ -148,9 +148,8 @@ async def test_the_partitions_behind_hold_back_event_time_while_they_are_read(
             conn, "other", {("t", 0): 1}, ends={("t", 0): 9}, through={("t", 0): at(1)}
         )
     assert await floor() == at(20)
-    async with (
-        engine.begin() as conn
-    ):  # partition 2 not written for two minutes: its reader is gone
+    # partition 2 not written for two minutes: its reader is gone
+    async with engine.begin() as conn:
         await conn.execute(
             text(
                 "UPDATE projection_positions SET updated_at = now() - interval '2 minutes' "
