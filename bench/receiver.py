@@ -11,10 +11,15 @@ wrk, 20 µs in the next 20 s, and the receiver 8,739 against 12,735 hooks/s). Th
 ``--rounds`` times, echo and receiver alternately (so drift of this shared machine hits both
 alike), two measurements per server:
 - **throughput**: wrk (closed loop, 128 connections) for ``--seconds``: hooks/s answered 200;
-- **latency at fixed rates**: vegeta (open loop, so queueing shows honestly) at each of
-  ``--rates`` hooks/s: p50/p99/max, the share answered 200 (within vegeta's 15 s timeout)
-  and the share of the machine's cores busy meanwhile (vegeta's own work and the kernel's
-  included: on this VM a loaded machine, not the server, sets the tail).
+- **latency at fixed rates**: oha (open loop with ``--latency-correction``: each request's
+  latency runs from the moment it was due, so queueing shows honestly) at each of ``--rates``
+  hooks/s (hook names and bodies paired at random, see :func:`oha_targets`): p50/p99/max, the
+  share answered 200 (within a 15 s timeout), the sender's own CPU per request
+  and the share of the machine's cores busy meanwhile (oha's work and the kernel's included:
+  on this VM a loaded machine, not the server, sets the tail). oha replaced vegeta (session
+  14): vegeta took 163 µs of CPU per request here, 0.84 of the 2 cores at 5,000/s before any
+  server ran, against oha's 57 µs, and the echo's own p99 at 5,000/s was 6-40 ms under vegeta
+  against 1.8-3.7 ms under oha.
   Beside the receiver's runs, :mod:`bench.ack_probe` measures Kafka's own acknowledgement
   latency under the same load, on a topic of its own: the broker's part of the answer time.
 The report gives each figure's median over the rounds, with its range. The receiver runs with
@@ -26,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
 import os
@@ -35,6 +39,7 @@ import re
 import resource
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -61,7 +66,7 @@ from wcs_audit.stack import stack_up
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "wcs" / "samples"
 CPUS = os.cpu_count() or 1
-VEGETA = "github.com/tsenart/vegeta/v12@v12.12.0"
+OHA = ("oha", "1.16.0")  # crates.io; built with --locked: its newest deps need a newer rustc
 MIX = {  # hook -> share of the traffic: keep-alives dominate a busy WCS
     "StreamKeepAliveEvent": 0.70,
     "StreamStatusEvent": 0.15,
@@ -115,39 +120,38 @@ end
 """)
 
 
-def vegeta_targets(mix: list[tuple[str, bytes]], base: str, path: Path) -> None:
-    with path.open("w") as out:
-        for hook, body in mix:
-            out.write(
-                json.dumps(
-                    {
-                        "method": "POST",
-                        "url": f"{base}/apps/wcs/{hook}",
-                        "header": {"Content-Type": ["application/json;charset=UTF-8"]},
-                        "body": base64.b64encode(body).decode(),
-                    }
-                )
-                + "\n"
-            )
+def oha_targets(mix: list[tuple[str, bytes]], base: str, work: Path) -> tuple[Path, Path]:
+    """The mix as oha reads it: a file of its URLs (``--urls-from-file``) and one of its
+    bodies, one per line (``-Z``; the samples' line breaks dropped: JSON whitespace).
+
+    oha draws a request's URL and its body independently, each uniformly from its file, so
+    hook names and bodies both come in the MIX proportions but are paired at random. The
+    receiver's work does not depend on the pairing: it parses, keys, redacts and records
+    any JSON object the same way whatever the hook's name (only ``connect`` with a configured
+    ``restClientConfig`` differs, and the benchmark configures none)."""
+    urls, bodies = work / "urls.txt", work / "bodies.txt"
+    urls.write_text("".join(f"{base}/apps/wcs/{hook}\n" for hook, _ in mix))
+    bodies.write_bytes(b"".join(body.replace(b"\n", b"") + b"\n" for _, body in mix))
+    return urls, bodies
 
 
 def ensure_tools(cache: Path) -> tuple[str, str]:
-    """wrk (Debian) and vegeta (Go module, built once into the cache)."""
+    """wrk (Debian) and oha (crates.io, built once into the cache)."""
     wrk = shutil.which("wrk")
     if wrk is None:
         progress("installing wrk (apt-get) …")
         subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, capture_output=True)
         wrk = "wrk"
-    vegeta = cache / "bin" / "vegeta"
-    if not vegeta.exists():
-        progress(f"building {VEGETA} (go install, once) …")
+    oha = cache / "bin" / "oha"
+    if not oha.exists():
+        name, version = OHA
+        progress(f"building {name} {version} (cargo install, once, a few minutes) …")
         subprocess.run(
-            ["go", "install", VEGETA],
+            ["cargo", "install", name, "--version", version, "--locked", "--root", str(cache)],
             check=True,
             capture_output=True,
-            env={**os.environ, "GOBIN": str(vegeta.parent)},
         )
-    return wrk, str(vegeta)
+    return wrk, str(oha)
 
 
 def run_wrk(wrk: str, script: Path, url: str, seconds: int) -> dict[str, float]:
@@ -168,51 +172,54 @@ def run_wrk(wrk: str, script: Path, url: str, seconds: int) -> dict[str, float]:
     }
 
 
-def run_vegeta(vegeta: str, targets: Path, rate: int, seconds: int) -> dict[str, float]:
-    """vegeta's figures for an open-loop attack at ``rate``, with ``machine_busy``: the share
-    of all cores busy meanwhile (every process, the kernel's interrupts included), the
-    share the host took away (``steal_share``), and
-    ``sender_us_per_request``: vegeta's own CPU per request (user + system, from the kernel's
-    accounting of the finished child), what the load generator takes from the server's cores."""
+def run_oha(
+    oha: str, targets: tuple[Path, Path], rate: int, seconds: int, work: Path
+) -> dict[str, float]:
+    """Figures for an open-loop run at ``rate`` hooks/s, with ``machine_busy``: the share of
+    all cores busy meanwhile (every process, the kernel's interrupts included), the share the
+    host took away (``steal_share``), and ``sender_us_per_request``: oha's own CPU per request
+    (user + system, from the kernel's accounting of the finished child), what the load
+    generator takes from the server's cores. oha's summary counts the requests it sent and
+    their outcomes (errors and timeouts, 15 s, included); the latencies come from its
+    per-request records (``--db-url``), those of the requests that got an answer."""
+    urls, bodies = targets
+    db = work / f"oha-{rate}.db"
+    db.unlink(missing_ok=True)
+    argv = [
+        oha, "-z", f"{seconds}s", "-w", "-q", str(rate), "--latency-correction",
+        "-c", str(max(16, rate // 20)), "-t", "15s", "--no-tui", "-m", "POST",
+        "-T", "application/json;charset=UTF-8", "-Z", str(bodies),
+        "--urls-from-file", str(urls), "--output-format", "json", "--db-url", str(db),
+    ]  # fmt: skip
     busy_before, started = machine_busy_s(), time.perf_counter()
     children_before, steal_before = children_cpu_s(), machine_steal_s()
-    attack = subprocess.run(
-        [
-            vegeta,
-            "attack",
-            "-format=json",
-            f"-targets={targets}",
-            f"-rate={rate}/s",
-            f"-duration={seconds}s",
-            "-max-workers=2000",
-            "-timeout=15s",
-        ],
-        capture_output=True,
-        check=True,
-    ).stdout
+    summary = json.loads(subprocess.run(argv, capture_output=True, check=True).stdout)
     core_s = (time.perf_counter() - started) * CPUS
     busy = (machine_busy_s() - busy_before) / core_s
     steal = (machine_steal_s() - steal_before) / core_s
     sender_s = children_cpu_s() - children_before
-    report = json.loads(
-        subprocess.run(
-            [vegeta, "report", "-type=json"], input=attack, capture_output=True, check=True
-        ).stdout
-    )
-    latencies = report["latencies"]
+    with contextlib.closing(sqlite3.connect(db)) as records:
+        durations = [row[0] for row in records.execute("SELECT duration FROM oha ORDER BY 1")]
+    statuses = summary["statusCodeDistribution"]
+    sent = sum(statuses.values()) + sum(summary["errorDistribution"].values())
     return {
-        "rate": report["rate"],
-        "requests": report["requests"],
-        "answered_200": report["status_codes"].get("200", 0),
-        "throughput": report["throughput"],
-        "success": report["success"],
-        "p50_ms": latencies["50th"] / 1e6,
-        "p99_ms": latencies["99th"] / 1e6,
-        "max_ms": latencies["max"] / 1e6,
+        "rate": summary["summary"]["requestsPerSec"],
+        "requests": sent,
+        "answered_200": statuses.get("200", 0),
+        "errors": summary["errorDistribution"],
+        "success": statuses.get("200", 0) / max(sent, 1),
+        "p50_ms": quantile(durations, 0.50) * 1e3,
+        "p99_ms": quantile(durations, 0.99) * 1e3,
+        "max_ms": durations[-1] * 1e3,
         "machine_busy": round(busy, 3),
         "steal_share": round(steal, 3),
-        "sender_us_per_request": round(sender_s / max(report["requests"], 1) * 1e6, 1),
+        "sender_us_per_request": round(sender_s / max(sent, 1) * 1e6, 1),
     }
+
+
+def quantile(ordered: list[float], q: float) -> float:
+    """The ``q`` quantile of ``ordered`` (ascending), nearest rank."""
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
 def children_cpu_s() -> float:
@@ -265,11 +272,11 @@ def measure(
     tools: tuple[str, str],
     work: Path,
 ) -> dict[str, dict[str, float]]:
-    """One round against one server: warm-up, wrk throughput, then vegeta at each rate."""
+    """One round against one server: warm-up, wrk throughput, then oha at each rate."""
     url = f"http://127.0.0.1:{port}"
     mix = hook_mix(20_000, sessions=2_000)
     wrk_script(mix, work / "mix.lua")
-    vegeta_targets(mix, url, work / "targets.jsonl")
+    targets = oha_targets(mix, url, work)
     with server(argv, env, url, work / f"{name}.log"):
         progress(f"{name}: warm-up, {args.warmup}s (not measured) …")
         results = {"warmup": run_wrk(tools[0], work / "mix.lua", url, args.warmup)}
@@ -281,10 +288,10 @@ def measure(
         results["throughput"] = throughput
         results["cpu_throughput"] = per_hook_us(used, round(throughput["requests"]))
         for rate in args.rates:
-            progress(f"{name}: vegeta {rate}/s open loop …")
+            progress(f"{name}: oha {rate}/s open loop …")
             probe = start_ack_probe(env, args.seconds) if name == "receiver" else None
             before = snapshot()
-            latency = run_vegeta(tools[1], work / "targets.jsonl", rate, args.seconds)
+            latency = run_oha(tools[1], targets, rate, args.seconds, work)
             used = busy_seconds_by_role(before, snapshot())
             progress(f"{name}: p50 {latency['p50_ms']:.2f} ms, p99 {latency['p99_ms']:.2f} ms")
             results[f"at_{rate}"] = latency
@@ -369,7 +376,7 @@ def main() -> None:
 
 
 def answered_200(rounds: list[Round], rates: list[int]) -> int:
-    """Requests of every wrk and vegeta run of ``rounds`` answered 200."""
+    """Requests of every wrk and oha run of ``rounds`` answered 200."""
     wrk = sum(
         r[run]["requests"] - r[run]["non_2xx"] for r in rounds for run in ("warmup", "throughput")
     )
@@ -430,7 +437,7 @@ def report(
             ("success", "answered", 3),
             ("machine_busy", "machine busy", 2),
             ("steal_share", "steal by host", 3),
-            ("sender_us_per_request", "vegeta CPU us/req", 0),
+            ("sender_us_per_request", "oha CPU us/req", 0),
         ):
             lines.append(row(f"at {rate}/s {unit}", (f"at_{rate}", figure), digits))
         for figure in ("p50_ms", "p99_ms"):
