@@ -156,7 +156,7 @@ class Settings:
     spool_dir: Path | None = _env("SPOOL_DIR", _path, None)
     spool_max_bytes: int = _env("SPOOL_MAX_BYTES", _positive_int, 1024 * 1024 * 1024)
     produce_timeout_ms: int = _env("PRODUCE_TIMEOUT_MS", _positive_int, 2000)
-    linger_ms: int = _env("LINGER_MS", _int, 1)
+    linger_ms: int = _env("LINGER_MS", _int, 2)
     receiver_workers: int = _env("RECEIVER_WORKERS", _positive_int, 1)
 
     # Projector (Kafka -> PostgreSQL read models)
