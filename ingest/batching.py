@@ -116,12 +116,10 @@ class Batcher:
         self._waiting = asyncio.Event()  # set while the next round has records
         self._partition_of: dict[tuple[str, bytes], int] = {}
         self._round_robin = itertools.count()
-        self._queued = 0  # records added since the current round started
         self._flusher = self._loop.create_task(self._flush_forever())
 
     def add(self, record: SpooledRecord) -> Batch:
         """Queues ``record``; returns the batch it joined (await its ``answer`` or ``fate``)."""
-        self._queued += 1
         tp = (record.topic, self.partition_of(record.topic, record.key))
         batches = self._open.get(tp)
         if batches is None:
@@ -159,8 +157,8 @@ class Batcher:
                 await asyncio.sleep(pause)
             started = self._loop.time()
             self._waiting.clear()
-            previous, self._queued = self._queued, 0
             round_, self._open = self._open, {}
+            previous = sum(b.builder.record_count() for bs in round_.values() for b in bs)
             for batch in await self._hand_over(round_):
                 outcome = await batch.fate
                 if not isinstance(outcome, BaseException):
