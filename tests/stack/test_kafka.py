@@ -5,16 +5,25 @@ from __future__ import annotations
 
 import subprocess
 import threading
+from importlib import resources
 from pathlib import Path
 
 import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from tests.ingest.conftest import free_port
 from wcs_audit.settings import Settings
 from wcs_audit.stack import StackError, stack_lock, stack_status, stack_up
-from wcs_audit.stack.kafka import KafkaPaths, kafka_running, start_kafka, stop_kafka
+from wcs_audit.stack.kafka import (
+    DEDUPE_BUFFER_BYTES,
+    KafkaPaths,
+    kafka_running,
+    start_kafka,
+    stop_kafka,
+)
 from wcs_audit.stack.postgres import libpq_conninfo, start_postgres
 
 pytestmark = pytest.mark.kafka
@@ -54,10 +63,50 @@ async def test_round_trip_on_a_fresh_topic(stack: Settings, topic: str) -> None:
 
 
 def test_the_broker_runs_with_kafkas_own_jvm_options_and_gc_log(stack: Settings) -> None:
+    if not kafka_running(stack):
+        pytest.skip("Kafka here is not the local stack's")
     gc_log = KafkaPaths.of(stack).gc_log.read_text()
     assert "Using G1" in gc_log
     command = Path(f"/proc/{KafkaPaths.of(stack).pid.read_text().strip()}/cmdline").read_bytes()
-    assert b"-XX:MaxGCPauseMillis=20" in command.split(b"\0")
+    options = command.split(b"\0")
+    assert b"-XX:MaxGCPauseMillis=20" in options
+    heap = stack.kafka_heap.encode()
+    assert [o for o in options if o[:4] in (b"-Xms", b"-Xmx")] == [b"-Xms" + heap, b"-Xmx" + heap]
+
+
+async def test_the_broker_keeps_a_small_log_cleaner_buffer(stack: Settings) -> None:
+    if not kafka_running(stack):
+        pytest.skip("Kafka here is not the local stack's")
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "1")])
+    finally:
+        await admin.close()
+    [(error_code, _, _, _, entries)] = response.resources
+    assert error_code == 0
+    described = {name: value for name, value, *_ in entries}
+    assert described["log.cleaner.dedupe.buffer.size"] == str(DEDUPE_BUFFER_BYTES)
+
+
+def test_the_broker_logs_through_log4j_to_a_rolled_file(stack: Settings) -> None:
+    if not kafka_running(stack):
+        pytest.skip("Kafka here is not the local stack's")
+    paths = KafkaPaths.of(stack)
+    assert "Kafka Server started" in paths.log.read_text(errors="replace")
+    assert paths.out.exists()  # what the JVM prints itself, apart from the rolled log
+    config = dict(
+        line.split(" = ", 1)
+        for line in (resources.files("wcs_audit.stack") / "log4j2.properties")
+        .read_text()
+        .splitlines()
+        if " = " in line and not line.startswith("#")
+    )
+    appender = config["rootLogger.appenderRef.file.ref"]
+    assert config["appender.file.name"] == appender
+    assert config["appender.file.type"] == "RollingFile"
+    assert config["appender.file.policies.size.size"] == "10MB"
+    assert config["appender.file.strategy.max"] == "5"
 
 
 def test_status_reports_both_services(stack: Settings) -> None:
