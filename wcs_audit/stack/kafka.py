@@ -49,13 +49,13 @@ READY_TIMEOUT_S = 90.0
 # young pauses, 32-59 ms in all. 16 MiB maps ~600,000 keys per cleaning pass; the compacted
 # topics of a one-node stack (consumer offsets) hold a few thousand.
 DEDUPE_BUFFER_BYTES = 16 * 1024 * 1024
-# the JVM options Kafka's own kafka-run-class.sh starts a broker with (its GC log as below):
+# The JVM options Kafka's own kafka-run-class.sh starts a broker with (its GC log as below):
 # short G1 pauses (a produce waits out a pause) instead of the JVM's 200 ms default goal.
 # The heap is committed whole from the start (-Xms = -Xmx, as kafka-server-start.sh does): the
 # broker grew it from 256 MB only under load, and the smaller heap ran concurrent marking
-# cycles over and over (see DEDUPE_BUFFER_BYTES). And it is touched at start (as
-# Elasticsearch does): on this VM a page's first touch is dear, and a collection that copied
-# into untouched regions of a fresh broker paused 105 ms (Sys 0.02 s) for 5 MB.
+# cycles over and over (see DEDUPE_BUFFER_BYTES). Beyond Kafka's options, AlwaysPreTouch
+# touches the heap at start (as Elasticsearch does): a page's first touch is dear on this VM,
+# and a fresh broker's collection that copied 5 MB into untouched regions paused 105 ms.
 JVM_OPTIONS = (
     "-server",
     "-XX:+UseG1GC",
