@@ -141,11 +141,13 @@ async def day_settings(stack: Settings) -> AsyncIterator[Settings]:
 
 @dataclass(frozen=True, slots=True)
 class SimulatedDay:
-    """The projected day: its settings (topic, database), truth and truth file."""
+    """The projected day: its settings (topic, database), truth and truth file, and what the
+    simulator printed (its load report: latencies, how far the sender lagged)."""
 
     settings: Settings
     truth: Truth
     truth_path: Path
+    report: str
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +166,22 @@ async def day(day_settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
         truth = read_truth(truth_path)
         stored = await asyncio.to_thread(wait_for_events, settings.database_url, truth.run.hooks)
         assert stored == truth.run.hooks
-    return SimulatedDay(settings, truth, truth_path)
+    return SimulatedDay(settings, truth, truth_path, simulated.stdout)
+
+
+def mismatch_report(day: SimulatedDay, mismatches: list[str], shown: int = 30) -> str:
+    """What a reader of a failed run needs: how many mismatches, the first ones, the margins
+    the check allowed and the simulator's load report."""
+    run = day.truth.run
+    return "\n".join(
+        [
+            f"{len(mismatches)} mismatches; the first {min(shown, len(mismatches))}:",
+            *mismatches[:shown],
+            f"margins: late {run.tolerance_s:.3f} s simulated (slack {run.slack_s:.3f} s + "
+            f"max delay {run.max_delay_s:.3f} s wall x speed {run.speed})",
+            day.report,
+        ]
+    )
 
 
 async def test_simulated_day_matches_the_projections(day: SimulatedDay) -> None:
@@ -177,7 +194,7 @@ async def test_simulated_day_matches_the_projections(day: SimulatedDay) -> None:
     mismatches = await asyncio.to_thread(
         compare, truth, read_projections(day.settings.database_url)
     )
-    assert [str(m) for m in mismatches] == []
+    assert not mismatches, mismatch_report(day, [str(m) for m in mismatches])
     checked = await asyncio.to_thread(
         cli, "check", "--truth", str(day.truth_path), env=stack_env(day.settings)
     )
