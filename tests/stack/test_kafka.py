@@ -3,6 +3,7 @@ the stack do not overlap, and a service that runs is never started a second time
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 from importlib import resources
@@ -93,7 +94,11 @@ def test_the_broker_logs_through_log4j_to_a_rolled_file(stack: Settings) -> None
     if not kafka_running(stack):
         pytest.skip("Kafka here is not the local stack's")
     paths = KafkaPaths.of(stack)
-    assert "Kafka Server started" in paths.log.read_text(errors="replace")
+    last_line = paths.log.read_text(errors="replace").rstrip("\n").rpartition("\n")[2]
+    assert re.fullmatch(r"\[\d{4}-\d\d-\d\d [\d:,]+\] [A-Z]+ .* \([\w.$]+\)", last_line), last_line
+    logs = sorted(paths.home.glob("kafka.log*"))
+    assert {log.name for log in logs} <= {"kafka.log", *(f"kafka.log.{i}" for i in range(1, 6))}
+    assert all(log.stat().st_size < 10 * 1024 * 1024 + 64 * 1024 for log in logs)  # + a line
     assert paths.out.exists()  # what the JVM prints itself, apart from the rolled log
     config = dict(
         line.split(" = ", 1)
