@@ -114,6 +114,21 @@ def test_the_broker_logs_through_log4j_to_a_rolled_file(stack: Settings) -> None
     assert config["appender.file.strategy.max"] == "5"
 
 
+def test_a_broker_that_cannot_start_shows_what_the_jvm_said(
+    stack: Settings, tmp_path: Path
+) -> None:
+    broken = stack.replace(
+        kafka_bootstrap=f"127.0.0.1:{free_port()}",
+        kafka_controller_port=free_port(),
+        state_dir=tmp_path,
+        kafka_heap="lots",  # the JVM refuses it before log4j starts
+    )
+    with pytest.raises(StackError, match="Kafka exited during start-up") as refused:
+        start_kafka(broken, ready_timeout_s=30.0)
+    assert str(KafkaPaths.of(broken).out) in str(refused.value)
+    assert "Invalid initial heap size: -Xmslots" in str(refused.value)
+
+
 def test_status_reports_both_services(stack: Settings) -> None:
     status = stack_status(stack)
     assert status.kafka_up
