@@ -1,4 +1,6 @@
-"""The batcher against the real broker: when a round waits out the linger, and when not."""
+"""The batcher against the real broker: when a round waits out the linger, and when not; a
+partition's lone batch goes straight to its leader, numbered as aiokafka's sender numbers it,
+and the two ways keep one sequence."""
 
 from __future__ import annotations
 
@@ -6,11 +8,14 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
 
 from ingest.app import make_producer
 from ingest.batching import BUSY_ROUND, TIMED_OUT, Batcher
 from ingest.spool import SpooledRecord
+from tests.conftest import unique_name
 from wcs_audit.settings import Settings
 
 LINGER_S = 0.5  # far above the broker's acknowledgement (milliseconds) on loopback
@@ -63,3 +68,81 @@ async def test_after_a_busy_round_the_next_waits_out_the_linger(
     await acknowledged(batcher, [record(topic, n) for n in range(BUSY_ROUND)])
     # the busy round started under a millisecond or so before it was acknowledged
     assert await acknowledged(batcher, [record(topic, BUSY_ROUND)]) > LINGER_S * 0.8
+
+
+@pytest.fixture
+async def small_batches(settings: Settings, topic: str) -> AsyncIterator[Batcher]:
+    """A batcher whose batches hold one record of :func:`padded` each."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        max_batch_size=256,
+    )
+    await producer.start()
+    partitions = {topic: len(await producer.partitions_for(topic))}
+    started = Batcher(producer, partitions, timeout_s=10, interval_s=0, observe=lambda _: None)
+    try:
+        yield started
+    finally:
+        await started.close()
+        await producer.stop()
+
+
+def padded(topic: str, number: int, size: int = 200) -> SpooledRecord:
+    return SpooledRecord(topic, b"session-1", b'{"n":%d,"pad":"%s"}' % (number, b"x" * size), [])
+
+
+async def numbers_in(settings: Settings, topic: str, partition: int) -> list[int]:
+    """The ``n`` of every record in one partition, in log order."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        numbers = []
+        while await consumer.position(tp) < end:
+            for records in (await consumer.getmany(tp, timeout_ms=5000)).values():
+                numbers += [int(r.value.split(b",")[0].removeprefix(b'{"n":')) for r in records]
+        return numbers
+    finally:
+        await consumer.stop()
+
+
+async def test_lone_batches_go_straight_and_the_rest_through_aiokafka_in_one_sequence(
+    small_batches: Batcher, settings: Settings, topic: str
+) -> None:
+    fates = [await small_batches.add(padded(topic, n)).fate for n in range(3)]
+    # one round, three batches for one partition: aiokafka's sender takes them
+    crowded = [small_batches.add(padded(topic, n)) for n in range(3, 6)]
+    fates += [await batch.fate for batch in crowded]
+    fates += [await small_batches.add(padded(topic, n)).fate for n in range(6, 9)]
+
+    straight, through_aiokafka = fates[:3] + fates[6:], fates[3:6]
+    assert all(type(fate) is int for fate in straight)  # the offset from the produce response
+    assert all(hasattr(fate, "offset") for fate in through_aiokafka)  # aiokafka's metadata
+    partition = small_batches.partition_of(topic, b"session-1")
+    assert await numbers_in(settings, topic, partition) == list(range(9))
+
+
+async def test_a_batch_refused_for_good_leaves_its_sequence_to_the_next(
+    small_batches: Batcher, settings: Settings
+) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    narrow = unique_name("test.narrow")
+    await admin.create_topics([NewTopic(narrow, 1, 1, topic_configs={"max.message.bytes": "1024"})])
+    try:
+        small_batches.partitions[narrow] = 1
+        refused = await small_batches.add(padded(narrow, 0, size=4000)).fate
+        assert isinstance(refused, MessageSizeTooLargeError | RecordListTooLargeError)
+        kept = await small_batches.add(padded(narrow, 1)).fate
+        assert type(kept) is int
+        assert await numbers_in(settings, narrow, 0) == [1]
+    finally:
+        await admin.delete_topics([narrow])
+        await admin.close()
