@@ -146,3 +146,10 @@ async def test_a_batch_refused_for_good_leaves_its_sequence_to_the_next(
     finally:
         await admin.delete_topics([narrow])
         await admin.close()
+
+
+async def test_closing_waits_for_the_round_in_flight(small_batches: Batcher, topic: str) -> None:
+    batch = small_batches.add(padded(topic, 0))
+    await asyncio.sleep(0)  # the flusher takes the round and sends it
+    await small_batches.close()
+    assert type(await batch.fate) is int  # acknowledged, not "receiver stopping"
