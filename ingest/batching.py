@@ -266,14 +266,13 @@ class Batcher:
         for topic, partitions in response.topics:
             for partition, code, offset, *_ in partitions:
                 answered = sent.pop((topic, partition), None)
-                refusal = errors.for_code(code)
                 if answered is None:
                     continue
                 if code in ACKNOWLEDGED:
                     tp = KafkaPartition(topic, partition)
                     txn.increment_sequence_number(tp, answered.builder.record_count())
                     answered.settle(offset)
-                elif refusal in REFUSED:
+                elif (refusal := errors.for_code(code)) in REFUSED:
                     answered.settle(refusal())  # not in the log: the sequence stays as it was
                 else:
                     sent[(topic, partition)] = answered

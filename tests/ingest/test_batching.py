@@ -8,14 +8,16 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
+from aiokafka.structs import ConsumerRecord
 
 from ingest.app import make_producer
 from ingest.batching import BUSY_ROUND, TIMED_OUT, Batcher
 from ingest.spool import SpooledRecord
 from tests.conftest import unique_name
+from tests.ingest.conftest import ReadTopic
 from wcs_audit.settings import Settings
 
 LINGER_S = 0.5  # far above the broker's acknowledgement (milliseconds) on loopback
@@ -93,28 +95,13 @@ def padded(topic: str, number: int, size: int = 200) -> SpooledRecord:
     return SpooledRecord(topic, b"session-1", b'{"n":%d,"pad":"%s"}' % (number, b"x" * size), [])
 
 
-async def numbers_in(settings: Settings, topic: str, partition: int) -> list[int]:
-    """The ``n`` of every record in one partition, in log order."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, partition)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
-        numbers = []
-        while await consumer.position(tp) < end:
-            for records in (await consumer.getmany(tp, timeout_ms=5000)).values():
-                numbers += [int(r.value.split(b",")[0].removeprefix(b'{"n":')) for r in records]
-        return numbers
-    finally:
-        await consumer.stop()
+def number(record: ConsumerRecord) -> int:
+    """The ``n`` of a :func:`padded` record."""
+    return int(record.value.split(b",")[0].removeprefix(b'{"n":'))
 
 
 async def test_lone_batches_go_straight_and_the_rest_through_aiokafka_in_one_sequence(
-    small_batches: Batcher, settings: Settings, topic: str
+    small_batches: Batcher, read_topic: ReadTopic, topic: str
 ) -> None:
     fates = [await small_batches.add(padded(topic, n)).fate for n in range(3)]
     # one round, three batches for one partition: aiokafka's sender takes them
@@ -125,12 +112,12 @@ async def test_lone_batches_go_straight_and_the_rest_through_aiokafka_in_one_seq
     straight, through_aiokafka = fates[:3] + fates[6:], fates[3:6]
     assert all(type(fate) is int for fate in straight)  # the offset from the produce response
     assert all(hasattr(fate, "offset") for fate in through_aiokafka)  # aiokafka's metadata
-    partition = small_batches.partition_of(topic, b"session-1")
-    assert await numbers_in(settings, topic, partition) == list(range(9))
+    # one key, one partition: the topic's records in that partition's order
+    assert [number(r) for r in await read_topic(topic, 9)] == list(range(9))
 
 
 async def test_a_batch_refused_for_good_leaves_its_sequence_to_the_next(
-    small_batches: Batcher, settings: Settings
+    small_batches: Batcher, settings: Settings, read_topic: ReadTopic
 ) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
@@ -142,7 +129,7 @@ async def test_a_batch_refused_for_good_leaves_its_sequence_to_the_next(
         assert isinstance(refused, MessageSizeTooLargeError | RecordListTooLargeError)
         kept = await small_batches.add(padded(narrow, 1)).fate
         assert type(kept) is int
-        assert await numbers_in(settings, narrow, 0) == [1]
+        assert [number(r) for r in await read_topic(narrow, 1)] == [1]
     finally:
         await admin.delete_topics([narrow])
         await admin.close()
