@@ -23,6 +23,9 @@ alike), two measurements per server:
   Beside the receiver's runs, :mod:`bench.ack_probe` measures Kafka's own acknowledgement
   latency under the same load, on a topic of its own: the broker's part of the answer time
   (20 probes a second, connected before the run starts, so that its own load stays small).
+  And the receiver's own view of each run, from its ``/metrics`` before and after: the share
+  of its requests over 10 ms (first byte to answer), of its produce batches over 10 ms
+  (first record to acknowledgement), and hooks per batch (:func:`own_view`).
 The report gives each figure's median over the rounds, with its range. The receiver runs with
 ``acks=all`` and an idempotent producer, as in production, all on one topic. Results go to
 stdout and to ``bench/results/receiver-<time>.json``. This is a benchmark, not a test.
@@ -34,6 +37,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import random
 import re
@@ -50,6 +54,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.cpu import (
     busy_seconds_by_role,
@@ -68,6 +73,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "wcs" / "samples"
 CPUS = os.cpu_count() or 1
 PROBE_INTERVAL_MS = 50  # Kafka's own acknowledgement: 20 probes a second beside the load
+SLOW_S = 0.010  # the answer time target at 5,000 hooks/s, and a bound of the receiver's buckets
+VIEWED = ("wcs_audit_ingest_request_seconds", "wcs_audit_ingest_produce_seconds")
 OHA = ("oha", "1.16.0")  # crates.io; built with --locked: its newest deps need a newer rustc
 MIX = {  # hook -> share of the traffic: keep-alives dominate a busy WCS
     "StreamKeepAliveEvent": 0.70,
@@ -292,17 +299,60 @@ def measure(
         for rate in args.rates:
             progress(f"{name}: oha {rate}/s open loop …")
             probe = start_ack_probe(env, args.seconds) if name == "receiver" else None
+            viewed = receiver_view(url) if name == "receiver" else None
             before = snapshot()
             if probe is not None:
                 go(probe)
             latency = run_oha(tools[1], targets, rate, args.seconds, work)
             used = busy_seconds_by_role(before, snapshot())
+            if viewed is not None:
+                results[f"own_view_at_{rate}"] = own_view(viewed, receiver_view(url))
             progress(f"{name}: p50 {latency['p50_ms']:.2f} ms, p99 {latency['p99_ms']:.2f} ms")
             results[f"at_{rate}"] = latency
             results[f"cpu_at_{rate}"] = per_hook_us(used, round(latency["requests"]))
             if probe is not None:
                 results[f"kafka_ack_at_{rate}"] = json.loads(probe.communicate(timeout=60)[0])
     return results
+
+
+def receiver_view(url: str) -> dict[str, dict[float, float]]:
+    """The receiver's own latency histograms from its ``/metrics`` (all workers): per
+    histogram in :data:`VIEWED`, the cumulative count of each bucket by its upper bound."""
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return {
+        family.name: {
+            float(sample.labels["le"]): sample.value
+            for sample in family.samples
+            if sample.name.endswith("_bucket")
+        }
+        for family in text_string_to_metric_families(text)
+        if family.name in VIEWED
+    }
+
+
+def own_view(
+    before: dict[str, dict[float, float]], after: dict[str, dict[float, float]]
+) -> dict[str, float]:
+    """What the receiver itself saw between two :func:`receiver_view` readings: requests
+    (first byte to answer) and produce batches (first record to Kafka's acknowledgement),
+    the share of each over :data:`SLOW_S`, and hooks per batch. Beside oha's figures it
+    tells the receiver's part of the tail from the load generator's."""
+    counts = {
+        name: (
+            after[name][math.inf] - before[name][math.inf],
+            after[name][SLOW_S] - before[name][SLOW_S],
+        )
+        for name in VIEWED
+    }
+    (requests, requests_fast), (batches, batches_fast) = (counts[name] for name in VIEWED)
+    return {
+        "requests": requests,
+        "requests_over_10ms": round(1 - requests_fast / max(requests, 1), 4),
+        "batches": batches,
+        "batches_over_10ms": round(1 - batches_fast / max(batches, 1), 4),
+        "hooks_per_batch": round(requests / max(batches, 1), 2),
+    }
 
 
 def start_ack_probe(env: dict[str, str], seconds: int) -> subprocess.Popen[bytes]:
@@ -468,6 +518,13 @@ def report(
         for figure in ("p50_ms", "p99_ms"):
             acks = spread([r[f"kafka_ack_at_{rate}"][figure] for r in receivers], 2)
             lines.append(f"{f'  Kafka ack {figure[:3]} ms':22}{'':>24}{acks:>24}")
+        for figure, label, digits in (
+            ("requests_over_10ms", "  own: requests >10ms", 4),
+            ("batches_over_10ms", "  own: batches >10ms", 4),
+            ("hooks_per_batch", "  own: hooks/batch", 2),
+        ):
+            seen = spread([r[f"own_view_at_{rate}"][figure] for r in receivers], digits)
+            lines.append(f"{label:22}{'':>24}{seen:>24}")
     for phase in ("throughput", *(f"at_{rate}" for rate in args.rates)):
         roles = receivers[0][f"cpu_{phase}"]
         costs = ", ".join(
