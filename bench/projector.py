@@ -7,17 +7,22 @@ Produces, once, to a fresh topic the story of ``--sessions`` WCS sessions as the
 writes it (each: connect, ESTABLISHED, one publisher and two players with ``--keepalives``
 keep-alives per leg, then the ends and DISCONNECTED: about 85% keep-alives; bodies are the
 reference samples with the session's ids, secrets redacted as the receiver redacts them).
-Then, ``--rounds`` times, into a fresh database (with ``--history N``, ``hook_events``
-first gets about N older hooks, copies of the story a day further back each: a table in
-service, whose size the planner's costs follow, rather than an empty one):
+Then, ``--rounds`` times, into a fresh database (with ``--history N``, ``hook_log`` first
+gets about N older hooks, copies of the story a day further back each, with bodies of their
+own in ``hook_payloads``: a table in service, whose size the planner's costs follow, rather
+than an empty one):
 
 - **projector**: ``--projectors`` real projector processes (``wcs-audit projector``, one
   consumer group; by default as many as ``wcs-audit run`` starts) consume the whole topic; the
   rate and the CPU are taken from the first batch committed once all have joined the group
   (read from their logs) to the last (positions polled every 20 ms), so process start and the
   group join are left out;
-- **ceiling**: a raw binary ``COPY`` of the same ``hook_events`` rows into an identical table
-  (same indexes, same history), PostgreSQL's own speed for these rows.
+- **ceiling**: a raw binary ``COPY`` of the rows the projector stores for these hooks, its
+  ``hook_log`` rows and each distinct body once, into identical tables (same indexes, same
+  history): PostgreSQL's own speed for these rows;
+- **row-per-hook ceiling**: a raw binary ``COPY`` of one row per hook with its body, into a
+  table shaped like ``hook_events`` was until migration 0007 (the ceiling of the benchmark
+  before it; the rows of the view ``hook_events``).
 
 Prints progress, each round, and each figure's median and range over the rounds, with the CPU
 per event of the projectors, of PostgreSQL (every backend), of Kafka and of the whole machine,
@@ -58,8 +63,9 @@ from ingest.envelope import Envelope, uuid7
 from ingest.redact import Redactor
 from migrations.run import upgrade
 from projections.decode import Event, decode_record
+from projections.payloads import PAYLOAD_COLUMNS, StoredPayloads
 from projections.stage import EVENT_COLUMNS, JsonbDumper, copy_type, event_rows
-from projections.tables import hook_events
+from projections.tables import hook_log, hook_payloads
 from wcs_audit.settings import DEFAULT_SECRET_FIELDS, Settings
 from wcs_audit.stack.postgres import create_database, drop_database, libpq_conninfo
 
@@ -249,10 +255,36 @@ def run_projectors(
     return timing
 
 
-def copy_events(conn: psycopg.Connection[Any], table: str, rows: list[tuple[Any, ...]]) -> None:
-    """COPYs ``hook_events`` rows into ``table``, as the projector does."""
-    columns = [hook_events.c[name] for name in EVENT_COLUMNS]
-    names = ", ".join(EVENT_COLUMNS)
+Rows = list[tuple[Any, ...]]
+LOG_COLUMNS = [hook_log.c[name] for name in EVENT_COLUMNS]
+KEY = EVENT_COLUMNS.index("payload_id")
+# a hook_events row as the table was until migration 0007: the body in place of its key
+ROW_PER_HOOK_COLUMNS = [*LOG_COLUMNS[:KEY], *LOG_COLUMNS[KEY + 1 :], hook_payloads.c.payload]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRows:
+    """What the projector stores for the story's hooks (``hook_log`` rows and payloads), and
+    the same hooks as one row each with its body (in :data:`ROW_PER_HOOK_COLUMNS` order)."""
+
+    log: Rows
+    payloads: Rows
+    per_hook: Rows
+
+    @classmethod
+    def of(cls, events: list[Event]) -> StoredRows:
+        log = event_rows(events, ())
+        per_hook = [
+            (*row[:KEY], *row[KEY + 1 :], e.payload) for row, e in zip(log, events, strict=True)
+        ]
+        payloads = StoredPayloads().unknown(events)
+        return cls(log, sorted(payloads.items()), per_hook)
+
+
+def copy_into(conn: psycopg.Connection[Any], table: str, columns: list[Any], rows: Rows) -> None:
+    """COPYs ``rows`` (values in the order of ``columns``) into ``table``, as the projector
+    does."""
+    names = ", ".join(c.name for c in columns)
     with conn.cursor() as cur:
         cur.adapters.register_dumper(None, JsonbDumper)
         with cur.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
@@ -261,50 +293,90 @@ def copy_events(conn: psycopg.Connection[Any], table: str, rows: list[tuple[Any,
                 copy.write_row(row)
 
 
-def add_history(
-    conn: psycopg.Connection[Any], table: str, rows: list[tuple[Any, ...]], history: int
-) -> None:
-    """Fills ``table`` with about ``history`` older hooks: copies of ``rows`` with new ids,
-    each copy one more day back (so no retry window or silence reaches them), then vacuums,
-    analyzes and checkpoints, as a table that has been projecting for a while."""
+def copy_stored(conn: psycopg.Connection[Any], prefix: str, rows: StoredRows) -> None:
+    """COPYs ``rows`` into ``{prefix}hook_log`` and ``{prefix}hook_payloads``."""
+    copy_into(conn, f"{prefix}hook_log", LOG_COLUMNS, rows.log)
+    copy_into(conn, f"{prefix}hook_payloads", list(PAYLOAD_COLUMNS), rows.payloads)
+
+
+# the key of a body's copy for day ``d`` back: bodies of their own, as older sessions have
+DAY_ID = "substring(sha256(payload_id || int4send(d)) FROM 1 FOR 16)"
+
+
+def add_history(conn: psycopg.Connection[Any], prefix: str, rows: StoredRows, history: int) -> None:
+    """Fills ``{prefix}hook_log`` with about ``history`` older hooks, copies of ``rows`` with
+    new ids, each copy one more day back (so no retry window or silence reaches them), and
+    ``{prefix}hook_payloads`` with their bodies, under keys of that day (as many distinct
+    bodies per hook as the story has); then vacuums, analyzes and checkpoints, as tables that
+    have been projecting for a while."""
     if history <= 0:
         return
-    conn.execute("CREATE TEMP TABLE history_template (LIKE hook_events)")
-    copy_events(conn, "history_template", rows)
+    conn.execute("CREATE TEMP TABLE history_hook_log (LIKE hook_log)")
+    conn.execute("CREATE TEMP TABLE history_hook_payloads (LIKE hook_payloads)")
+    copy_stored(conn, "history_", rows)
     names = ", ".join(EVENT_COLUMNS)
-    older = {"event_id": "gen_random_uuid()", "received_at": "received_at - d * interval '1 day'"}
+    older = {
+        "event_id": "gen_random_uuid()",
+        "received_at": "received_at - d * interval '1 day'",
+        "payload_id": DAY_ID,
+    }
     shifted = ", ".join(older.get(n, n) for n in EVENT_COLUMNS)
-    days = max(1, round(history / len(rows)))
+    days = f"generate_series(1, {max(1, round(history / len(rows.log)))}) AS d"
     conn.execute(
-        f"INSERT INTO {table} ({names}) SELECT {shifted} "
-        f"FROM history_template, generate_series(1, {days}) AS d"
+        f"INSERT INTO {prefix}hook_log ({names}) SELECT {shifted} FROM history_hook_log, {days}"
     )
-    conn.execute("DROP TABLE history_template")
+    conn.execute(
+        f"INSERT INTO {prefix}hook_payloads SELECT {DAY_ID}, payload "
+        f"FROM history_hook_payloads, {days}"
+    )
+    conn.execute("DROP TABLE history_hook_log, history_hook_payloads")
     conn.commit()
-    # as a table in service would be: vacuumed, so autovacuum does not start on the fill
+    # as tables in service would be: vacuumed, so autovacuum does not start on the fill
     # during the measurement; and checkpointed, else the checkpoint that the fill's gigabytes
     # of WAL force would start there, with the full-page images that follow it
     conn.autocommit = True
-    conn.execute(f"VACUUM (ANALYZE) {table}")
+    conn.execute(f"VACUUM (ANALYZE) {prefix}hook_log, {prefix}hook_payloads")
     conn.execute("CHECKPOINT")
     conn.autocommit = False
 
 
-def copy_ceiling(settings: Settings, rows: list[tuple[Any, ...]], history: int) -> float:
-    """Seconds for a raw binary COPY of the same ``hook_events`` rows into an identical table
-    (with the same ``history``).
+def copy_ceilings(settings: Settings, rows: StoredRows, history: int) -> tuple[float, float]:
+    """Seconds for a raw binary COPY of the rows the projector stores, ``rows``, into
+    identical tables, and for one of the same hooks as one row each with its body (both
+    after the same ``history``).
 
     The rows are built before (once per run): this is PostgreSQL's own speed for these rows
     (same columns, same indexes, the projector's COPY format), the ceiling for any projector.
     """
     with psycopg.connect(libpq_conninfo(settings.database_url, None)) as conn:
-        conn.execute("CREATE TABLE copy_ceiling (LIKE hook_events INCLUDING ALL)")
+        for table in ("hook_log", "hook_payloads"):
+            conn.execute(f"CREATE TABLE ceiling_{table} (LIKE {table} INCLUDING ALL)")
+        conn.execute("CREATE TABLE ceiling_hook_events (LIKE hook_log INCLUDING ALL)")
+        conn.execute(
+            "ALTER TABLE ceiling_hook_events DROP COLUMN payload_id, "
+            "ADD COLUMN payload jsonb NOT NULL"
+        )
         conn.commit()
-        add_history(conn, "copy_ceiling", rows, history)
+        add_history(conn, "ceiling_", rows, history)
+        if history > 0:
+            names = ", ".join(c.name for c in ROW_PER_HOOK_COLUMNS)
+            conn.execute(
+                f"INSERT INTO ceiling_hook_events ({names}) SELECT {names} "
+                "FROM ceiling_hook_log JOIN ceiling_hook_payloads USING (payload_id)"
+            )
+            conn.commit()
+            conn.autocommit = True
+            conn.execute("VACUUM (ANALYZE) ceiling_hook_events")
+            conn.execute("CHECKPOINT")
+            conn.autocommit = False
         started = time.perf_counter()
-        copy_events(conn, "copy_ceiling", rows)
+        copy_stored(conn, "ceiling_", rows)
         conn.commit()
-        return time.perf_counter() - started
+        stored = time.perf_counter() - started
+        started = time.perf_counter()
+        copy_into(conn, "ceiling_hook_events", ROW_PER_HOOK_COLUMNS, rows.per_hook)
+        conn.commit()
+        return stored, time.perf_counter() - started
 
 
 def decoded(batch: list[Envelope]) -> list[Event]:
@@ -327,9 +399,9 @@ def one_round(
     projectors: int,
     work: Path,
     history: int,
-    rows: list[tuple[Any, ...]],
+    rows: StoredRows,
 ) -> dict[str, Any]:
-    """Projects the topic into a fresh database (``history`` older hooks in ``hook_events``
+    """Projects the topic into a fresh database (``history`` older hooks in ``hook_log``
     first), then measures the COPY ceiling there."""
     suffix = uuid.uuid4().hex[:8]
     url = base.database_url.rsplit("/", 1)[0] + f"/bench_{suffix}"
@@ -347,19 +419,22 @@ def one_round(
         if history:
             progress(f"history: {history} older hooks …")
             with psycopg.connect(libpq_conninfo(url, None)) as conn:
-                add_history(conn, "hook_events", rows, history)
+                add_history(conn, "", rows, history)
         timing = run_projectors(settings, env, projectors, len(batch), work)
-        copy_seconds = copy_ceiling(settings, rows, history)
+        copy_seconds, row_per_hook_seconds = copy_ceilings(settings, rows, history)
     finally:
         drop_database(url)
     span = timing.last_batch - timing.first_batch
     measured = len(batch) - timing.first_batch_records
     steady = measured / span
     ceiling = len(batch) / copy_seconds
+    row_per_hook = len(batch) / row_per_hook_seconds
     return {
         "projector_events_per_s": round(steady),
         "copy_rows_per_s": round(ceiling),
         "share_of_copy": round(steady / ceiling, 3),
+        "row_per_hook_copy_rows_per_s": round(row_per_hook),
+        "share_of_row_per_hook_copy": round(steady / row_per_hook, 3),
         **{
             f"{role}_cpu_us_per_event": round(timing.cpu_by_role.get(role, 0.0) / measured * 1e6, 1)
             for role in ("projector", "postgresql", "kafka")
@@ -383,7 +458,7 @@ def main(
     topic = f"bench.hooks.{uuid.uuid4().hex[:8]}"
     batch = envelopes(sessions, keepalives)
     keepalive_share = sum(e.hook == "StreamKeepAliveEvent" for e in batch) / len(batch)
-    rows = event_rows(decoded(batch), ())  # hook_events rows of the ceiling and the history
+    rows = StoredRows.of(decoded(batch))  # of the ceiling and the history
     asyncio.run(prepare_topic(base.replace(topic=topic), batch))
     results = []
     try:
@@ -401,6 +476,7 @@ def main(
     return {
         "events": len(batch),
         "keepalive_share": round(keepalive_share, 3),
+        "distinct_payloads": len(rows.payloads),
         "projectors": projectors,
         "history": history,
         "batch_size": base.projector_batch_size,
@@ -424,7 +500,7 @@ if __name__ == "__main__":
         "--history",
         type=int,
         default=0,
-        help="older hooks in hook_events before each round (a table in service, not fresh)",
+        help="older hooks in hook_log before each round (a table in service, not fresh)",
     )
     args = parser.parse_args()
     result = main(args.sessions, args.keepalives, args.rounds, args.projectors, args.history)

@@ -21,6 +21,7 @@ from projections.batch import BatchRows, batch_rows
 from projections.decode import BodyCache, Event, RecordLike, Rejected, Secrets, decode_record
 from projections.keepalives import project_keepalives
 from projections.merge import fold
+from projections.payloads import StoredPayloads, insert_payloads
 from projections.positions import (
     TopicPartitionKey,
     behind_through,
@@ -98,7 +99,7 @@ def session_options(settings: Settings) -> str:
       those records again from Kafka when it reconnects: nothing is lost or applied twice.
       ``bench.projector`` measured 4-16 % more events/s this way (4 alternating pairs).
     - ``jit`` is off. A batch's statements are many short index probes, which PostgreSQL's
-      planner costs higher as the tables grow. With 2,000,000 rows in ``hook_events`` (7
+      planner costs higher as the tables grow. With 2,000,000 rows in ``hook_log`` (7
       minutes of hooks at 5,000/s) the retry lookup of a 5,000-record batch passed
       ``jit_above_cost`` and compiled for 15-17 ms, on a query that takes 56-68 ms without
       (EXPLAIN ANALYZE, twice each); with 200,000 rows it stayed below. The larger the audit
@@ -119,6 +120,7 @@ class BatchResult:
     positions: dict[TopicPartitionKey, int] = field(default_factory=dict)
     ends: dict[TopicPartitionKey, int] = field(default_factory=dict)  # as far as known
     watermark: datetime | None = None  # the latest receive time stored, after this batch
+    payload_ids: list[bytes] = field(default_factory=list)  # stored: remember once committed
 
 
 def first_of_each_id(events: Iterable[Event]) -> list[Event]:
@@ -133,9 +135,14 @@ def first_of_each_id(events: Iterable[Event]) -> list[Event]:
 
 
 async def store_events(
-    conn: AsyncConnection, events: Sequence[Event], window: timedelta, result: BatchResult
+    conn: AsyncConnection,
+    events: Sequence[Event],
+    window: timedelta,
+    result: BatchResult,
+    payloads: StoredPayloads,
 ) -> list[Event]:
-    """Stores ``events`` in ``hook_events``; returns the new ones that are not retries."""
+    """Stores ``events`` in ``hook_log``, and their payloads not in ``payloads`` in
+    ``hook_payloads``; returns the new ones that are not retries."""
     if not events:
         return []
     copies = await stored_copies(conn, events, window)
@@ -144,6 +151,9 @@ async def store_events(
     prior = {h: [t for _, t in found] for h, found in copies.items()}
     retries = suspected_retries(new, prior, window)
     inserted = await insert_events(conn, new, retries)
+    unknown = payloads.unknown(new)
+    await insert_payloads(conn, unknown)
+    result.payload_ids = list(unknown)
     result.duplicates = len(events) - len(inserted)
     result.retries = len(retries & inserted)
     return [e for e in new if e.event_id in inserted and e.event_id not in retries]
@@ -242,12 +252,15 @@ async def apply_prepared(
     batch: PreparedBatch,
     config: ProjectorConfig,
     *,
+    payloads: StoredPayloads | None = None,
     close: bool = True,
     ends: Mapping[TopicPartitionKey, int] | None = None,
 ) -> BatchResult:
     """Applies a prepared batch inside the caller's transaction, positions included (with
     the partitions' end offsets ``ends``, as far as they are known); with ``close``, then
-    ends what is silent at the batch's watermark (see :func:`close_silent_at`).
+    ends what is silent at the batch's watermark (see :func:`close_silent_at`). Payloads in
+    ``payloads`` are taken as stored; the caller remembers ``payload_ids`` of the result
+    there once the transaction has committed.
 
     Idempotent: applying the same records again changes nothing but ``updated_at`` of the
     positions. Raises whatever the database raises; the caller must roll back then. An
@@ -256,7 +269,8 @@ async def apply_prepared(
     an end shows, never the rows once the sweep has run.
     """
     result = BatchResult(records=batch.records, positions=batch.positions, ends=dict(ends or {}))
-    fresh = await store_events(conn, batch.events, config.retry_window, result)
+    known = StoredPayloads() if payloads is None else payloads
+    fresh = await store_events(conn, batch.events, config.retry_window, result, known)
     rows = batch.rows if len(fresh) == batch.unique else batch_rows(fresh, config.secrets.fields)
     await project_rows(conn, rows)
     await store_rejected(conn, batch.rejected)
@@ -289,7 +303,10 @@ async def apply_batch(
     records: Sequence[RecordLike],
     config: ProjectorConfig,
     bodies: BodyCache | None = None,
+    *,
     ends: Mapping[TopicPartitionKey, int] | None = None,
+    payloads: StoredPayloads | None = None,
 ) -> BatchResult:
     """:func:`prepare_batch` then :func:`apply_prepared` (rebuild and tests use this)."""
-    return await apply_prepared(conn, prepare_batch(records, config, bodies), config, ends=ends)
+    batch = prepare_batch(records, config, bodies)
+    return await apply_prepared(conn, batch, config, payloads=payloads, ends=ends)

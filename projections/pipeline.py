@@ -31,6 +31,7 @@ from projections.consume import (
 )
 from projections.decode import BodyCache, Event, RecordLike, Rejected, decode_record
 from projections.metrics import ProjectorMetrics
+from projections.payloads import StoredPayloads
 from projections.positions import TopicPartitionKey
 from projections.state import ProjectorState, ProjectorStoppedError
 from projections.upsert import watermark
@@ -123,6 +124,7 @@ class BatchPipeline:
         self._fault = fault
         self._in_flight: asyncio.Task[None] | None = None
         self._bodies = BodyCache()
+        self._payloads = StoredPayloads()
         self._writing = asyncio.Lock()  # one transaction at a time: a batch or a sweep
         self._closed_at = float("-inf")  # when a batch last ended silent rows
         self._unclosed = False  # a batch was applied since
@@ -263,9 +265,12 @@ class BatchPipeline:
             async with self._writing:
                 async with self._engine.begin() as conn:
                     close = time.monotonic() - self._closed_at >= CLOSE_EVERY_S
-                    result = await apply_prepared(conn, batch, self._config, close=close, ends=ends)
+                    result = await apply_prepared(
+                        conn, batch, self._config, payloads=self._payloads, close=close, ends=ends
+                    )
                     if self._fault is not None:
                         await self._fault("written", result)
+                self._payloads.remember(result.payload_ids)
                 self.clock.observe(result.watermark)
                 self._unclosed = not close
                 if close:

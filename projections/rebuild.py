@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from projections.consume import ProjectorConfig, apply_batch, session_options
 from projections.decode import BodyCache
 from projections.guard import projections_lock
+from projections.payloads import StoredPayloads
 from projections.tables import PROJECTION_TABLES
 from wcs_audit.settings import Settings
 
@@ -108,7 +109,7 @@ async def replay(
     """Applies every record from the consumer's positions to ``ends`` (``total`` records)
     in batches; returns how many it applied."""
     applied, started = 0, time.perf_counter()
-    bodies = BodyCache()
+    bodies, payloads = BodyCache(), StoredPayloads()
     remaining = {tp for tp, end in ends.items() if end > 0}
     known_ends = {(tp.topic, tp.partition): end for tp, end in ends.items()}
     while remaining:
@@ -116,7 +117,10 @@ async def replay(
         records = [r for tp, rs in fetched.items() for r in rs if r.offset < ends[tp]]
         if records:
             async with engine.begin() as conn:
-                await apply_batch(conn, records, config, bodies, known_ends)
+                result = await apply_batch(
+                    conn, records, config, bodies, ends=known_ends, payloads=payloads
+                )
+            payloads.remember(result.payload_ids)
             applied += len(records)
             progress(Progress(applied, total, time.perf_counter() - started))
         remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}

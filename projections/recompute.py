@@ -39,7 +39,7 @@ statuses AS (
   SELECT call_id, status, received_at,
          lag(status) OVER w AS previous_status,
          lead(received_at) OVER w AS next_at
-  FROM hook_events
+  FROM hook_log
   WHERE hook = 'CallStatusEvent' AND NOT suspected_retry AND call_id IN (SELECT call_id FROM ids)
   WINDOW w AS (PARTITION BY call_id ORDER BY received_at, event_id)
 ),
@@ -52,10 +52,11 @@ holds AS (
   FROM statuses GROUP BY call_id
 ),
 digits AS (
-  SELECT call_id, string_agg(payload->>'dtmf', '' ORDER BY received_at, event_id) AS dtmf_sent
-  FROM hook_events
-  WHERE hook = 'sendDtmf' AND NOT suspected_retry AND call_id IN (SELECT call_id FROM ids)
-  GROUP BY call_id
+  SELECT l.call_id, string_agg(p.payload->>'dtmf', '' ORDER BY l.received_at, l.event_id)
+           AS dtmf_sent
+  FROM hook_log l JOIN hook_payloads p USING (payload_id)
+  WHERE l.hook = 'sendDtmf' AND NOT l.suspected_retry AND l.call_id IN (SELECT call_id FROM ids)
+  GROUP BY l.call_id
 )
 UPDATE calls c SET
   hold_count = coalesce(h.hold_count, 0),
@@ -67,7 +68,7 @@ WHERE c.call_id = ids.call_id
 
 
 async def recompute_call_history(conn: AsyncConnection, call_ids: Collection[str]) -> None:
-    """Recomputes hold count, time held and DTMF digits of ``call_ids`` from ``hook_events``.
+    """Recomputes hold count, time held and DTMF digits of ``call_ids`` from ``hook_log``.
 
     Holds and digits depend on the order of events in time, so they are derived from the
     whole stored history of the call rather than merged incrementally.
@@ -81,9 +82,10 @@ WITH keys AS (
   SELECT * FROM unnest(CAST(:nodes AS text[]), CAST(:sessions AS text[])) AS k(node_id, session_id)
 ),
 pairs AS (
-  SELECT DISTINCT ON (r.event_id) r.event_id, s.payload->>'filename' AS filename,
+  SELECT DISTINCT ON (r.event_id) r.event_id, body.payload->>'filename' AS filename,
          s.received_at AS status_at
-  FROM hook_events s
+  FROM hook_log s
+  JOIN hook_payloads body USING (payload_id)
   JOIN keys k ON s.session_id = k.session_id AND coalesce(s.node_id, '') = k.node_id
   JOIN LATERAL (
     SELECT b.event_id FROM bug_reports b

@@ -1,6 +1,6 @@
 """Event -> rows of the read models (pure, no I/O).
 
-Each event contributes *partial* rows (see ``projections.merge``): the row of ``hook_events``,
+Each event contributes *partial* rows (see ``projections.merge``): the row of ``hook_log``,
 and for the domain tables the columns this hook knows about. The consumer folds the partial
 rows of a batch and merges them into PostgreSQL by the same rules.
 """
@@ -97,7 +97,7 @@ def status_of(event: Event) -> str | None:
 
 
 def event_row(event: Event, suspected_retry: bool) -> Row:
-    """The ``hook_events`` row of ``event``."""
+    """The ``hook_log`` row of ``event``."""
     facts = event.facts
     return {
         "event_id": event.event_id,
@@ -112,7 +112,7 @@ def event_row(event: Event, suspected_retry: bool) -> Row:
         "operation_id": facts.operation_id,
         "status": facts.status,
         "remote_addr": event.remote_addr,
-        "payload": event.payload,
+        "payload_id": event.payload_id,
         "body_hash": event.body_hash,
         "suspected_retry": suspected_retry,
         "kafka_partition": event.partition,

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from projections.decode import Event, JsonDocument
 from projections.merge import Row
-from projections.tables import hook_events
+from projections.tables import hook_log
 
 DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
@@ -50,7 +50,7 @@ def copy_type(column: Column[Any]) -> str:
 
 
 def event_values(event: Event, suspected_retry: bool) -> tuple[Any, ...]:
-    """``event``'s ``hook_events`` row, in :data:`EVENT_COLUMNS` order: the same row as
+    """``event``'s ``hook_log`` row, in :data:`EVENT_COLUMNS` order: the same row as
     ``rows.event_row`` (a test checks), without building a dict."""
     facts = event.facts
     return (
@@ -66,7 +66,7 @@ def event_values(event: Event, suspected_retry: bool) -> tuple[Any, ...]:
         facts.operation_id,
         facts.status,
         event.remote_addr,
-        event.payload,
+        event.payload_id,
         event.body_hash,
         suspected_retry,
         event.partition,
@@ -76,13 +76,13 @@ def event_values(event: Event, suspected_retry: bool) -> tuple[Any, ...]:
 
 EVENT_COLUMNS = (
     "event_id", "hook", "known", "received_at", "node_id", "app", "session_id",
-    "media_session_id", "call_id", "operation_id", "status", "remote_addr", "payload",
+    "media_session_id", "call_id", "operation_id", "status", "remote_addr", "payload_id",
     "body_hash", "suspected_retry", "kafka_partition", "kafka_offset",
 )  # fmt: skip
 
 
 def event_rows(events: Sequence[Event], retries: Collection[UUID]) -> list[tuple[Any, ...]]:
-    """The ``hook_events`` rows of ``events``."""
+    """The ``hook_log`` rows of ``events``."""
     return [event_values(event, event.event_id in retries) for event in events]
 
 
@@ -109,8 +109,8 @@ async def copy_rows(
 async def copy_events(
     conn: AsyncConnection, target: str, events: Sequence[Event], retries: Collection[UUID]
 ) -> None:
-    """COPYs the ``hook_events`` rows of ``events`` into ``target`` (that table or its twin)."""
-    columns = [hook_events.c[name] for name in EVENT_COLUMNS]
+    """COPYs the ``hook_log`` rows of ``events`` into ``target`` (that table or its twin)."""
+    columns = [hook_log.c[name] for name in EVENT_COLUMNS]
     await copy_rows(conn, target, columns, event_rows(events, retries))
 
 

@@ -118,8 +118,8 @@ def _ended_columns(start: str) -> list[Column[Any]]:
     ]
 
 
-hook_events = Table(
-    "hook_events",
+hook_log = Table(
+    "hook_log",
     metadata,
     Column("event_id", Uuid, primary_key=True, comment="UUIDv7 minted by the receiver"),
     Column("hook", Text, nullable=False),
@@ -133,7 +133,12 @@ hook_events = Table(
     Column("operation_id", Text),
     Column("status", Text),
     Column("remote_addr", Text),
-    Column("payload", JSONB, nullable=False, comment="the hook body, secret values redacted"),
+    Column(
+        "payload_id",
+        LargeBinary,
+        nullable=False,
+        comment="the hook body's key in hook_payloads (a digest of its text)",
+    ),
     Column("body_hash", Text, nullable=False),
     Column(
         "suspected_retry",
@@ -149,7 +154,21 @@ hook_events = Table(
     Index(None, "body_hash", "received_at", postgresql_where=text("session_id IS NULL")),
     Index(None, "received_at"),
     Index(None, "call_id", postgresql_where=text("call_id IS NOT NULL")),
-    comment="Audit log: one row per hook, in the order Kafka delivered them",
+    comment=(
+        "Audit log: one row per hook, in the order Kafka delivered them; its body is in "
+        "hook_payloads (read both through the view hook_events)"
+    ),
+)
+
+hook_payloads = Table(
+    "hook_payloads",
+    metadata,
+    Column("payload_id", LargeBinary, primary_key=True, comment="a 16-byte digest of the text"),
+    Column("payload", JSONB, nullable=False, comment="a hook body, secret values redacted"),
+    comment=(
+        "Each distinct hook body once (a leg's keep-alives repeat one body every interval); "
+        "rows of hook_log point here by payload_id"
+    ),
 )
 
 sessions = Table(
@@ -344,7 +363,8 @@ rejected_records = Table(
 )
 
 PROJECTION_TABLES = (
-    hook_events,
+    hook_log,
+    hook_payloads,
     sessions,
     streams,
     calls,

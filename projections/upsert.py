@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from projections.decode import Event
 from projections.merge import Model, Row
 from projections.stage import DIALECT, EVENT_COLUMNS, copy_events, create_stage, stage_rows
-from projections.tables import hook_events
+from projections.tables import hook_log
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +49,11 @@ SELECT DISTINCT h.body_hash, h.event_id, h.received_at
 FROM unnest(CAST(:sessions AS text[]), string_to_array(:hashes, ','),
             CAST(string_to_array(:times, ',') AS timestamptz[])) AS k(s, h, t)
 CROSS JOIN LATERAL (
-    SELECT body_hash, event_id, received_at FROM hook_events
+    SELECT body_hash, event_id, received_at FROM hook_log
     WHERE session_id = k.s AND body_hash = k.h
       AND received_at BETWEEN k.t - CAST(:window AS interval) AND k.t + CAST(:window AS interval)
     UNION ALL
-    SELECT body_hash, event_id, received_at FROM hook_events
+    SELECT body_hash, event_id, received_at FROM hook_log
     WHERE k.s IS NULL AND session_id IS NULL AND body_hash = k.h
       AND received_at BETWEEN k.t - CAST(:window AS interval) AND k.t + CAST(:window AS interval)
     OFFSET 0
@@ -94,7 +94,7 @@ def text_array(values: Iterable[str | None]) -> str:
 async def insert_events(
     conn: AsyncConnection, events: Sequence[Event], retries: Collection[UUID]
 ) -> set[UUID]:
-    """Inserts the ``hook_events`` rows of ``events``; returns the ids actually inserted.
+    """Inserts the ``hook_log`` rows of ``events``; returns the ids actually inserted.
 
     The caller has already left out the ids it found stored, so a plain COPY (in a savepoint)
     nearly always succeeds; only if another consumer stored one of them meanwhile (a
@@ -104,15 +104,15 @@ async def insert_events(
         return set()
     try:
         async with conn.begin_nested():
-            await copy_events(conn, "hook_events", events, retries)
+            await copy_events(conn, "hook_log", events, retries)
         return {event.event_id for event in events}
     except UniqueViolation:
         logger.info("projections.events.conflict", extra={"events": len(events)})
-    stage = await create_stage(conn, hook_events)
+    stage = await create_stage(conn, hook_log)
     await copy_events(conn, stage, events, retries)
     staged = sql_table(stage, *[sql_column(n) for n in EVENT_COLUMNS])
-    stmt = insert(hook_events).from_select(EVENT_COLUMNS, select(*staged.c))
-    returning = stmt.on_conflict_do_nothing().returning(hook_events.c.event_id)
+    stmt = insert(hook_log).from_select(EVENT_COLUMNS, select(*staged.c))
+    returning = stmt.on_conflict_do_nothing().returning(hook_log.c.event_id)
     return {row[0] for row in await conn.execute(returning)}
 
 
@@ -201,6 +201,6 @@ def merge_statement(
 
 async def watermark(conn: AsyncConnection) -> datetime | None:
     """The latest receive time stored: the projection's notion of "now"."""
-    result = await conn.execute(select(func.max(hook_events.c.received_at)))
+    result = await conn.execute(select(func.max(hook_log.c.received_at)))
     latest: datetime | None = result.scalar_one_or_none()
     return latest

@@ -195,3 +195,18 @@ VIEWS_V1 = (
     BUG_REPORTS_PER_DAY,
     STREAM_DETAIL_RECORDS,
 )
+
+# The audit log as one relation again: ``hook_events`` was a table until migration 0007 moved
+# its bodies to ``hook_payloads``; this view keeps its columns, in their order, for every
+# query written against it (``payload_id`` added last). A LEFT JOIN: a hook whose payload
+# was deleted by hand still shows, with a NULL payload; and PostgreSQL drops the join from
+# a query that reads no ``payload``.
+HOOK_EVENTS = View(
+    "hook_events",
+    """
+SELECT l.event_id, l.hook, l.known, l.received_at, l.node_id, l.app, l.session_id,
+       l.media_session_id, l.call_id, l.operation_id, l.status, l.remote_addr, p.payload,
+       l.body_hash, l.suspected_retry, l.kafka_partition, l.kafka_offset, l.payload_id
+FROM hook_log l LEFT JOIN hook_payloads p ON p.payload_id = l.payload_id
+""",
+)

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, inspect
 
 from migrations.run import upgrade
 from projections.tables import metadata
-from projections.views import VIEWS_V1
+from projections.views import HOOK_EVENTS, VIEWS_V1
 
 pytestmark = pytest.mark.postgres
 
@@ -25,4 +25,4 @@ def test_migrated_schema_matches_the_table_definitions(database_url: str) -> Non
     finally:
         engine.dispose()
     assert differences == []
-    assert views == {view.name for view in VIEWS_V1}
+    assert views == {view.name for view in (*VIEWS_V1, HOOK_EVENTS)}

@@ -17,13 +17,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, text
 
 from ingest.envelope import Envelope
 from projections.app import Projector, create_app
 from projections.pipeline import Fault
 from projections.rebuild import topic_partitions
-from projections.tables import metadata
 from tests.samples import SAMPLES
 from wcs_audit.settings import Settings
 
@@ -304,12 +303,11 @@ async def project(settings: Settings, fault: Fault | None = None) -> Projector:
 
 
 def table_rows(settings: Settings, table: str, order_by: str) -> list[dict[str, Any]]:
-    """Every row of ``table`` as dicts, ordered by ``order_by``."""
+    """Every row of ``table`` (or view) as dicts, ordered by ``order_by``."""
     engine = create_engine(settings.database_url)
     try:
         with engine.connect() as conn:
-            t = metadata.tables[table]
-            result = conn.execute(select(t).order_by(text(order_by)))
+            result = conn.execute(text(f"SELECT * FROM {table} ORDER BY {order_by}"))
             return [dict(row._mapping) for row in result]
     finally:
         engine.dispose()

@@ -43,7 +43,7 @@ async def test_rebuild_equals_live(projector_settings: Settings) -> None:
     await produce(settings, [e.envelope() for e in story])
     await project(settings)
     live = snapshot(settings)
-    assert len(live["hook_events"]) == 124
+    assert len(live["hook_log"]) == 124
     assert len(live["streams"]) == 4
 
     seen: list[Progress] = []
@@ -105,5 +105,5 @@ async def test_a_rebuild_refuses_a_topic_whose_first_records_are_gone(
     assert snapshot(projector_settings) == live  # nothing written, nothing swapped
 
     result = await rebuild(projector_settings, lambda _: None, allow_truncated=True)
-    assert result.applied == result.total == len(live["hook_events"]) - 2
-    assert len(snapshot(projector_settings)["hook_events"]) == len(live["hook_events"]) - 2
+    assert result.applied == result.total == len(live["hook_log"]) - 2
+    assert len(snapshot(projector_settings)["hook_log"]) == len(live["hook_log"]) - 2

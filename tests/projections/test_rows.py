@@ -9,7 +9,7 @@ from uuid import UUID
 
 import pytest
 
-from projections.decode import Event, JsonDocument, redact_secrets
+from projections.decode import Event, JsonDocument, payload_id_of, redact_secrets
 from projections.facts import facts_of
 from projections.rows import (
     call_lifecycle,
@@ -39,7 +39,8 @@ def event(
         body_hash=digest,
         partition=0,
         offset=n,
-        payload=JsonDocument(json.dumps(redacted).encode()),
+        payload=(payload := JsonDocument(json.dumps(redacted).encode())),
+        payload_id=payload_id_of(payload),
         facts=facts_of(redacted),
     )
 

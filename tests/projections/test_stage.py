@@ -1,4 +1,4 @@
-"""Binary COPY: the hook_events fast path gives the generic rows, and values round-trip."""
+"""Binary COPY: the hook_log fast path gives the generic rows, and values round-trip."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from projections.decode import Event, JsonDocument, decode_record
+from projections.decode import Event, JsonDocument, decode_record, payload_id_of
 from projections.rows import event_row
 from projections.stage import EVENT_COLUMNS, copy_events, event_rows, stage_rows
-from projections.tables import hook_events, sessions
+from projections.tables import hook_log, sessions
 from tests.projections.story import Record, sample_story
 
 
@@ -32,7 +32,7 @@ def test_event_rows_equal_the_generic_rows() -> None:
     retries = {events[3].event_id}
     generic = [event_row(e, e.event_id in retries) for e in events]
     assert event_rows(events, retries) == [tuple(r[n] for n in EVENT_COLUMNS) for r in generic]
-    assert set(EVENT_COLUMNS) == {c.name for c in hook_events.columns}
+    assert set(EVENT_COLUMNS) == {c.name for c in hook_log.columns}
     assert json.loads(events[0].payload)["sipPassword"] == "[REDACTED]"
 
 
@@ -40,13 +40,13 @@ def test_event_rows_equal_the_generic_rows() -> None:
 async def test_events_round_trip_through_binary_copy(engine: AsyncEngine) -> None:
     events = story_events()
     async with engine.begin() as conn:
-        await copy_events(conn, "hook_events", events, {events[3].event_id})
+        await copy_events(conn, "hook_log", events, {events[3].event_id})
     async with engine.connect() as conn:
-        stored = {r.event_id: r for r in await conn.execute(select(hook_events))}
+        stored = {r.event_id: r for r in await conn.execute(select(hook_log))}
     assert len(stored) == len(events)
     for event in events:
         row = stored[event.event_id]
-        assert row.payload == json.loads(event.payload)  # the JSON text, as jsonb
+        assert row.payload_id == payload_id_of(event.payload)
         assert (row.received_at, row.hook, row.kafka_offset) == (
             event.received_at,
             event.hook,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from projections.consume import BatchResult, ProjectorConfig, apply_batch
 from projections.decode import Event, decode_record
 from projections.positions import save_positions
-from projections.tables import PROJECTION_TABLES, hook_events, rejected_records, streams
+from projections.tables import PROJECTION_TABLES, hook_log, rejected_records, streams
 from projections.upsert import insert_events, text_array
 from tests.projections.story import ORPHAN, SESSION2, Record, at, sample, story_event
 from wcs_audit.settings import Settings
@@ -145,7 +145,7 @@ async def test_an_event_stored_meanwhile_is_skipped_not_an_error(
         await save_positions(conn, "p", {("hooks", 0): 3})  # the transaction is still usable
     assert inserted == {story[1].event_id, story[2].event_id}
     async with engine.connect() as conn:
-        stored = (await conn.execute(select(hook_events.c.event_id))).scalars().all()
+        stored = (await conn.execute(select(hook_log.c.event_id))).scalars().all()
     assert sorted(stored) == sorted(e.event_id for e in story)
 
 
@@ -174,7 +174,7 @@ async def test_a_copy_within_the_window_is_a_suspected_retry_with_or_without_a_s
     assert retries == [0, 1, 0, 0, 0, 1, 0]
     async with engine.connect() as conn:
         marked = await conn.execute(
-            select(hook_events.c.suspected_retry).order_by(hook_events.c.received_at)
+            select(hook_log.c.suspected_retry).order_by(hook_log.c.received_at)
         )
     assert marked.scalars().all() == [False, True, False, False, False, True, False]
 

@@ -1,0 +1,80 @@
+"""Hook bodies into ``hook_payloads``, each distinct body once.
+
+A leg's keep-alives, most of the traffic, repeat one body every interval. Storing that body
+with every hook made PostgreSQL parse it into ``jsonb`` again each time (a third of its CPU in
+``bench.projector``) and store it again. ``hook_log`` now holds each hook's ``payload_id``
+(:func:`projections.decode.payload_id_of`, a digest of the text), and ``hook_payloads`` each
+text once; the view ``hook_events`` joins them back.
+
+The projector remembers which payloads it has committed (:class:`StoredPayloads`) and sends
+only the others. A payload it has not seen may be stored already (by another projector, or
+before a restart), so those are written to skip what is there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+from psycopg.errors import UniqueViolation
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from projections.decode import Event, JsonDocument
+from projections.stage import copy_rows, create_stage
+from projections.tables import hook_payloads
+
+logger = logging.getLogger(__name__)
+
+PAYLOAD_COLUMNS = (hook_payloads.c.payload_id, hook_payloads.c.payload)
+
+
+class StoredPayloads:
+    """Ids of the payloads known to be committed in ``hook_payloads`` (of one database).
+
+    Only :meth:`remember` ids after their transaction committed: an id remembered from a
+    transaction that rolled back would leave later hooks with that body pointing at nothing.
+    Nothing in the projector deletes payloads; delete them by hand only with the hooks that
+    point at them, and restart the projector after. Holds at most ``limit`` ids (~80 bytes
+    each: ~16 MB at the default) and starts afresh when full: forgetting costs only a write
+    that finds the payload there.
+    """
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self.limit = limit
+        self._ids: set[bytes] = set()
+
+    def unknown(self, events: Iterable[Event]) -> dict[bytes, JsonDocument]:
+        """The payloads of ``events`` not known to be stored, by id (each once)."""
+        known = self._ids
+        return {e.payload_id: e.payload for e in events if e.payload_id not in known}
+
+    def remember(self, ids: Iterable[bytes]) -> None:
+        """Notes ``ids`` as stored (call once their transaction has committed)."""
+        if len(self._ids) >= self.limit:
+            self._ids.clear()
+        self._ids.update(ids)
+
+
+async def insert_payloads(conn: AsyncConnection, payloads: dict[bytes, JsonDocument]) -> None:
+    """Stores ``payloads`` (id -> JSON text) in ``hook_payloads``, skipping ids stored already.
+
+    A plain COPY (in a savepoint) when none is there, the common case once the projector
+    knows what it stored; else a COPY into a temporary twin and an insert that skips the
+    conflicts, in id order (two projectors that store the same bodies take their locks in
+    the same order, so they cannot deadlock).
+    """
+    if not payloads:
+        return
+    rows: Sequence[tuple[bytes, JsonDocument]] = sorted(payloads.items())
+    try:
+        async with conn.begin_nested():
+            await copy_rows(conn, "hook_payloads", PAYLOAD_COLUMNS, rows)
+        return
+    except UniqueViolation:
+        logger.debug("projections.payloads.stored_already", extra={"payloads": len(rows)})
+    stage = await create_stage(conn, hook_payloads)
+    await copy_rows(conn, stage, PAYLOAD_COLUMNS, rows)
+    await conn.exec_driver_sql(
+        f"INSERT INTO hook_payloads SELECT * FROM {stage} "  # noqa: S608  # our own table name
+        "ORDER BY payload_id ON CONFLICT DO NOTHING"
+    )
