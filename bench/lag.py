@@ -2,7 +2,7 @@
 
 Two measures: :class:`LagSampler` polls, during the run, how far the newest stored hook is
 behind the clock (progress, and when everything is stored); :func:`commit_lags` reads, after
-the run, when each ``hook_events`` row was committed (PostgreSQL's commit timestamps) and gives
+the run, when each ``hook_log`` row was committed (PostgreSQL's commit timestamps) and gives
 the lag of every hook exactly. The sampled figure only bounds the lag of one projector: with
 several, the newest row stored by the fastest hides rows the others have not stored yet.
 """
@@ -20,11 +20,11 @@ Sample = tuple[float, int, float | None]  # (wall time, hooks stored, lag in sec
 
 
 # records applied: the stored positions of a topic produced from offset 0 (a count(*) of
-# hook_events scanned the table, ~20 ms a sample here: a fifth of a core at 10 samples/s,
+# hook_log scanned the table, ~20 ms a sample here: a fifth of a core at 10 samples/s,
 # taken from the pipeline it measured); the newest receive time: one step down its index
 SAMPLE = """
 SELECT (SELECT coalesce(sum(next_offset), 0) FROM projection_positions WHERE topic = %s),
-       extract(epoch FROM (SELECT max(received_at) FROM hook_events))
+       extract(epoch FROM (SELECT max(received_at) FROM hook_log))
 """
 
 
@@ -75,7 +75,7 @@ SELECT count(*),
        percentile_cont(0.99) WITHIN GROUP (ORDER BY lag),
        max(lag)
 FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin) - received_at) AS lag
-      FROM hook_events) AS lags
+      FROM hook_log) AS lags
 """
 
 
