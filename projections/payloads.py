@@ -34,25 +34,42 @@ class StoredPayloads:
     Only :meth:`remember` ids after their transaction committed: an id remembered from a
     transaction that rolled back would leave later hooks with that body pointing at nothing.
     Nothing in the projector deletes payloads; delete them by hand only with the hooks that
-    point at them, and restart the projector after. Holds at most ``limit`` ids (~80 bytes
-    each: ~16 MB at the default) and starts afresh when full: forgetting costs only a write
-    that finds the payload there.
+    point at them, and restart the projector after.
+
+    Holds two generations of at most ``limit`` ids each (~90 bytes an id: ~18 MB at the
+    default). When the recent one is full it becomes the older one, and the oldest is
+    forgotten; an id found in the older generation moves back to the recent one. So the
+    bodies still in use, a live leg's keep-alive body every interval, are never forgotten,
+    however many bodies pass once. Forgetting costs only a write that finds the body there.
     """
 
-    def __init__(self, limit: int = 200_000) -> None:
+    def __init__(self, limit: int = 100_000) -> None:
         self.limit = limit
-        self._ids: set[bytes] = set()
+        self._recent: set[bytes] = set()
+        self._older: set[bytes] = set()
 
     def unknown(self, events: Iterable[Event]) -> dict[bytes, JsonDocument]:
         """The payloads of ``events`` not known to be stored, by id (each once)."""
-        known = self._ids
-        return {e.payload_id: e.payload for e in events if e.payload_id not in known}
+        unknown: dict[bytes, JsonDocument] = {}
+        for event in events:
+            key = event.payload_id
+            if key in self._recent:
+                continue
+            if key in self._older:
+                self._note(key)
+            else:
+                unknown[key] = event.payload
+        return unknown
 
     def remember(self, ids: Iterable[bytes]) -> None:
         """Notes ``ids`` as stored (call once their transaction has committed)."""
-        if len(self._ids) >= self.limit:
-            self._ids.clear()
-        self._ids.update(ids)
+        for key in ids:
+            self._note(key)
+
+    def _note(self, key: bytes) -> None:
+        if len(self._recent) >= self.limit:
+            self._older, self._recent = self._recent, set()
+        self._recent.add(key)
 
 
 async def insert_payloads(conn: AsyncConnection, payloads: dict[bytes, JsonDocument]) -> None:

@@ -87,12 +87,14 @@ def test_unknown_gives_each_new_payload_once() -> None:
     assert payloads.unknown(events) == {}
 
 
-def test_a_full_memory_starts_afresh() -> None:
+def test_a_full_memory_forgets_the_bodies_not_in_use() -> None:
     events = [e for e in map(decode_record, first_batch()) if isinstance(e, Event)]
     publish, leg = events[0].payload_id, events[1].payload_id
-    payloads = StoredPayloads(limit=1)
-    payloads.remember([publish])
-    payloads.remember([leg])  # full: forgets the other first
+    payloads = StoredPayloads(limit=2)
+    payloads.remember([publish, leg])
+    payloads.remember([b"other"])  # full: the recent generation becomes the older one
+    assert payloads.unknown(events[1:]) == {}  # the leg's body, in use: moved back
+    payloads.remember([b"a third"])  # full again: the older generation is forgotten
     assert set(payloads.unknown(events)) == {publish}
 
 
