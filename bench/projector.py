@@ -331,11 +331,16 @@ def add_history(conn: psycopg.Connection[Any], prefix: str, rows: StoredRows, hi
     )
     conn.execute("DROP TABLE history_hook_log, history_hook_payloads")
     conn.commit()
-    # as tables in service would be: vacuumed, so autovacuum does not start on the fill
-    # during the measurement; and checkpointed, else the checkpoint that the fill's gigabytes
-    # of WAL force would start there, with the full-page images that follow it
+    settle(conn, f"{prefix}hook_log", f"{prefix}hook_payloads")
+
+
+def settle(conn: psycopg.Connection[Any], *tables: str) -> None:
+    """Vacuums and analyzes ``tables`` just filled, then checkpoints, as tables in service
+    would be: so autovacuum does not start on the fill during the measurement, and the
+    checkpoint that the fill's gigabytes of WAL force does not start there, with the
+    full-page images that follow it."""
     conn.autocommit = True
-    conn.execute(f"VACUUM (ANALYZE) {prefix}hook_log, {prefix}hook_payloads")
+    conn.execute(f"VACUUM (ANALYZE) {', '.join(tables)}")
     conn.execute("CHECKPOINT")
     conn.autocommit = False
 
@@ -365,10 +370,7 @@ def copy_ceilings(settings: Settings, rows: StoredRows, history: int) -> tuple[f
                 "FROM ceiling_hook_log JOIN ceiling_hook_payloads USING (payload_id)"
             )
             conn.commit()
-            conn.autocommit = True
-            conn.execute("VACUUM (ANALYZE) ceiling_hook_events")
-            conn.execute("CHECKPOINT")
-            conn.autocommit = False
+            settle(conn, "ceiling_hook_events")
         started = time.perf_counter()
         copy_stored(conn, "ceiling_", rows)
         conn.commit()

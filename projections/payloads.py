@@ -14,7 +14,7 @@ before a restart), so those are written to skip what is there.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from psycopg.errors import UniqueViolation
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -82,7 +82,7 @@ async def insert_payloads(conn: AsyncConnection, payloads: dict[bytes, JsonDocum
     """
     if not payloads:
         return
-    rows: Sequence[tuple[bytes, JsonDocument]] = sorted(payloads.items())
+    rows = sorted(payloads.items())
     try:
         async with conn.begin_nested():
             await copy_rows(conn, "hook_payloads", PAYLOAD_COLUMNS, rows)
