@@ -17,12 +17,14 @@ than an empty one):
   rate and the CPU are taken from the first batch committed once all have joined the group
   (read from their logs) to the last (positions polled every 20 ms), so process start and the
   group join are left out;
-- **ceiling**: a raw binary ``COPY`` of the rows the projector stores for these hooks, its
-  ``hook_log`` rows and each distinct body once, into identical tables (same indexes, same
-  history): PostgreSQL's own speed for these rows;
-- **row-per-hook ceiling**: a raw binary ``COPY`` of one row per hook with its body, into a
-  table shaped like ``hook_events`` was until migration 0007 (the ceiling of the benchmark
-  before it; the rows of the view ``hook_events``).
+- **ceiling** (#4's): a raw binary ``COPY`` of the rows of ``hook_events`` for these hooks,
+  one per hook with its body as ``jsonb``, the audit log's rows as #4 defines them, into a
+  table of their shape (``hook_log``'s indexes, same history): PostgreSQL's own speed for these
+  rows, and the ceiling of the benchmark in every session;
+- **stored-rows ceiling**: a raw binary ``COPY`` of what PostgreSQL holds for them since
+  migration 0007, their ``hook_log`` rows and each distinct body once into ``hook_payloads``,
+  into identical tables. Storing each body once is itself the projector's work, so this lower
+  bar moves with every storage saving; it is reported beside the ceiling, not instead of it.
 
 Prints progress, each round, and each figure's median and range over the rounds, with the CPU
 per event of the projectors, of PostgreSQL (every backend), of Kafka and of the whole machine,
@@ -346,12 +348,12 @@ def settle(conn: psycopg.Connection[Any], *tables: str) -> None:
 
 
 def copy_ceilings(settings: Settings, rows: StoredRows, history: int) -> tuple[float, float]:
-    """Seconds for a raw binary COPY of the rows the projector stores, ``rows``, into
-    identical tables, and for one of the same hooks as one row each with its body (both
-    after the same ``history``).
+    """Seconds for a raw binary COPY of ``rows``' hooks as ``hook_events`` rows, one per hook
+    with its body (the ceiling), and for one of the rows the projector stores for them into
+    identical tables (the stored-rows ceiling), both after the same ``history``.
 
     The rows are built before (once per run): this is PostgreSQL's own speed for these rows
-    (same columns, same indexes, the projector's COPY format), the ceiling for any projector.
+    (same columns, same indexes, the projector's COPY format).
     """
     with psycopg.connect(libpq_conninfo(settings.database_url, None)) as conn:
         for table in ("hook_log", "hook_payloads"):
@@ -378,7 +380,7 @@ def copy_ceilings(settings: Settings, rows: StoredRows, history: int) -> tuple[f
         started = time.perf_counter()
         copy_into(conn, "ceiling_hook_events", ROW_PER_HOOK_COLUMNS, rows.per_hook)
         conn.commit()
-        return stored, time.perf_counter() - started
+        return time.perf_counter() - started, stored
 
 
 def decoded(batch: list[Envelope]) -> list[Event]:
@@ -423,20 +425,20 @@ def one_round(
             with psycopg.connect(libpq_conninfo(url, None)) as conn:
                 add_history(conn, "", rows, history)
         timing = run_projectors(settings, env, projectors, len(batch), work)
-        copy_seconds, row_per_hook_seconds = copy_ceilings(settings, rows, history)
+        ceiling_seconds, stored_seconds = copy_ceilings(settings, rows, history)
     finally:
         drop_database(url)
     span = timing.last_batch - timing.first_batch
     measured = len(batch) - timing.first_batch_records
     steady = measured / span
-    ceiling = len(batch) / copy_seconds
-    row_per_hook = len(batch) / row_per_hook_seconds
+    ceiling = len(batch) / ceiling_seconds
+    stored = len(batch) / stored_seconds
     return {
         "projector_events_per_s": round(steady),
         "copy_rows_per_s": round(ceiling),
         "share_of_copy": round(steady / ceiling, 3),
-        "row_per_hook_copy_rows_per_s": round(row_per_hook),
-        "share_of_row_per_hook_copy": round(steady / row_per_hook, 3),
+        "stored_rows_copy_rows_per_s": round(stored),
+        "share_of_stored_rows_copy": round(steady / stored, 3),
         **{
             f"{role}_cpu_us_per_event": round(timing.cpu_by_role.get(role, 0.0) / measured * 1e6, 1)
             for role in ("projector", "postgresql", "kafka")
