@@ -7,7 +7,13 @@ after T0): e.g. the publisher goes PUBLISHING at 4 and UNPUBLISHED at 120.5, so 
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -37,6 +43,7 @@ from tests.projections.story import (
     sample,
     sample_story,
     shuffled_with_retries,
+    stored_positions,
     story_event,
     table_rows,
     wait_for,
@@ -240,6 +247,64 @@ async def test_crash_between_write_and_commit_loses_and_duplicates_nothing(
     await project(settings)
 
     assert fired == ["written", "committed"]
+
+    assert_story_tables(settings)
+    events = table_rows(settings, "hook_events", "received_at")
+    assert sorted(e["event_id"] for e in events) == sorted(e.event_id for e in story)
+    assert not any(e["suspected_retry"] for e in events)
+
+
+def projector_env(settings: Settings) -> dict[str, str]:
+    """The environment of a projector process for ``settings``' topic, database and group."""
+    return {
+        **os.environ,
+        "WCS_AUDIT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "WCS_AUDIT_TOPIC": settings.topic,
+        "WCS_AUDIT_DATABASE_URL": settings.database_url,
+        "WCS_AUDIT_PROJECTOR_GROUP": settings.projector_group,
+        "WCS_AUDIT_PROJECTOR_BATCH_SIZE": str(settings.projector_batch_size),
+        "WCS_AUDIT_PROJECTOR_BATCH_TIMEOUT_MS": str(settings.projector_batch_timeout_ms),
+        "WCS_AUDIT_PROJECTOR_SESSION_SILENCE_S": str(settings.projector_session_silence_s),
+        "WCS_AUDIT_PROJECTOR_METRICS_PORT": "0",
+    }
+
+
+@pytest.mark.parametrize("point", ["written", "committed"])
+async def test_projector_process_killed_mid_batch_loses_and_duplicates_nothing(
+    projector_settings: Settings, point: str, tmp_path: Path
+) -> None:
+    """A real projector process dies by SIGKILL on its 3rd batch, between writing it and
+    committing it (or just after committing, before Kafka hears of it); its successor, in the
+    same group, resumes from the positions in PostgreSQL."""
+    story = sample_story()
+    await produce(projector_settings, [e.envelope() for e in story])
+    settings = projector_settings.replace(projector_batch_size=7)
+    log = tmp_path / "projector.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.projections.killed_projector", point, "3"],
+            env=projector_env(settings),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        returncode = await asyncio.to_thread(process.wait, 120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert returncode == -signal.SIGKILL, log.read_text()
+
+    # what PostgreSQL kept is exactly the committed batches: every stored hook below its
+    # partition's stored position, every record below a stored position stored
+    stored = {
+        (e["kafka_partition"], e["kafka_offset"])
+        for e in table_rows(settings, "hook_events", "kafka_offset")
+    }
+    positions = stored_positions(settings)
+    assert stored == {(p, offset) for p, end in positions.items() for offset in range(end)}
+    assert 0 < len(stored) < len(story)
+
+    await project(settings)
 
     assert_story_tables(settings)
     events = table_rows(settings, "hook_events", "received_at")
