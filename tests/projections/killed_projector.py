@@ -5,8 +5,8 @@
 Settings come from ``WCS_AUDIT_*`` variables, as for ``wcs-audit projector``. The process
 dies on its N-th batch: with ``written``, once the batch's rows and positions are written and
 before its transaction commits; with ``committed``, once it committed and before Kafka hears of
-it. Nothing is flushed or closed: the PostgreSQL and Kafka connections drop as they would when
-the machine loses the process.
+it. Nothing is flushed or closed by the process: the kernel closes its PostgreSQL and Kafka
+connections, as when the OOM killer or an operator's ``kill -9`` ends a projector.
 """
 
 from __future__ import annotations

@@ -265,7 +265,6 @@ def projector_env(settings: Settings) -> dict[str, str]:
         "WCS_AUDIT_PROJECTOR_BATCH_SIZE": str(settings.projector_batch_size),
         "WCS_AUDIT_PROJECTOR_BATCH_TIMEOUT_MS": str(settings.projector_batch_timeout_ms),
         "WCS_AUDIT_PROJECTOR_SESSION_SILENCE_S": str(settings.projector_session_silence_s),
-        "WCS_AUDIT_PROJECTOR_METRICS_PORT": "0",
     }
 
 
