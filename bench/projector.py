@@ -65,9 +65,9 @@ from ingest.envelope import Envelope, uuid7
 from ingest.redact import Redactor
 from migrations.run import upgrade
 from projections.decode import Event, decode_record
-from projections.payloads import PAYLOAD_COLUMNS, StoredPayloads
-from projections.stage import EVENT_COLUMNS, JsonbDumper, copy_type, event_rows
-from projections.tables import hook_log, hook_payloads
+from projections.payloads import PAYLOAD_COLUMNS
+from projections.stage import EVENT_COLUMNS, LOG_COLUMNS, JsonbDumper, copy_type, event_rows
+from projections.tables import hook_payloads
 from wcs_audit.settings import DEFAULT_SECRET_FIELDS, Settings
 from wcs_audit.stack.postgres import create_database, drop_database, libpq_conninfo
 
@@ -258,7 +258,6 @@ def run_projectors(
 
 
 Rows = list[tuple[Any, ...]]
-LOG_COLUMNS = [hook_log.c[name] for name in EVENT_COLUMNS]
 KEY = EVENT_COLUMNS.index("payload_id")
 # a hook_events row as the table was until migration 0007: the body in place of its key
 ROW_PER_HOOK_COLUMNS = [*LOG_COLUMNS[:KEY], *LOG_COLUMNS[KEY + 1 :], hook_payloads.c.payload]
@@ -279,7 +278,7 @@ class StoredRows:
         per_hook = [
             (*row[:KEY], *row[KEY + 1 :], e.payload) for row, e in zip(log, events, strict=True)
         ]
-        payloads = StoredPayloads().unknown(events)
+        payloads = {e.payload_id: e.payload for e in events}
         return cls(log, sorted(payloads.items()), per_hook)
 
 

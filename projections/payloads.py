@@ -16,11 +16,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from psycopg.errors import UniqueViolation
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from projections.decode import Event, JsonDocument
-from projections.stage import copy_rows, create_stage
+from projections.stage import copy_new_rows
 from projections.tables import hook_payloads
 
 logger = logging.getLogger(__name__)
@@ -73,25 +72,11 @@ class StoredPayloads:
 
 
 async def insert_payloads(conn: AsyncConnection, payloads: dict[bytes, JsonDocument]) -> None:
-    """Stores ``payloads`` (id -> JSON text) in ``hook_payloads``, skipping ids stored already.
-
-    A plain COPY (in a savepoint) when none is there, the common case once the projector
-    knows what it stored; else a COPY into a temporary twin and an insert that skips the
-    conflicts, in id order (two projectors that store the same bodies take their locks in
-    the same order, so they cannot deadlock).
-    """
+    """Stores ``payloads`` (id -> JSON text) in ``hook_payloads``, skipping ids stored already
+    (:func:`~projections.stage.copy_new_rows`): a plain COPY when the projector knows what it
+    stored, the common case."""
     if not payloads:
         return
-    rows = sorted(payloads.items())
-    try:
-        async with conn.begin_nested():
-            await copy_rows(conn, "hook_payloads", PAYLOAD_COLUMNS, rows)
-        return
-    except UniqueViolation:
-        logger.debug("projections.payloads.stored_already", extra={"payloads": len(rows)})
-    stage = await create_stage(conn, hook_payloads)
-    await copy_rows(conn, stage, PAYLOAD_COLUMNS, rows)
-    await conn.exec_driver_sql(
-        f"INSERT INTO hook_payloads SELECT * FROM {stage} "  # noqa: S608  # our own table name
-        "ORDER BY payload_id ON CONFLICT DO NOTHING"
-    )
+    inserted = await copy_new_rows(conn, hook_payloads, PAYLOAD_COLUMNS, sorted(payloads.items()))
+    if len(inserted) < len(payloads):
+        logger.debug("projections.payloads.stored_already", extra={"payloads": len(payloads)})

@@ -16,8 +16,9 @@ from typing import Any
 from uuid import UUID
 
 import orjson
+from psycopg.errors import UniqueViolation
 from psycopg.types.json import JsonbBinaryDumper
-from sqlalchemy import Column, Table, TableClause
+from sqlalchemy import Column, Table, TableClause, select
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlalchemy.dialects import postgresql
@@ -79,6 +80,7 @@ EVENT_COLUMNS = (
     "media_session_id", "call_id", "operation_id", "status", "remote_addr", "payload_id",
     "body_hash", "suspected_retry", "kafka_partition", "kafka_offset",
 )  # fmt: skip
+LOG_COLUMNS = [hook_log.c[name] for name in EVENT_COLUMNS]
 
 
 def event_rows(events: Sequence[Event], retries: Collection[UUID]) -> list[tuple[Any, ...]]:
@@ -106,14 +108,6 @@ async def copy_rows(
                 await copy.write_row(row)
 
 
-async def copy_events(
-    conn: AsyncConnection, target: str, events: Sequence[Event], retries: Collection[UUID]
-) -> None:
-    """COPYs the ``hook_log`` rows of ``events`` into ``target`` (that table or its twin)."""
-    columns = [hook_log.c[name] for name in EVENT_COLUMNS]
-    await copy_rows(conn, target, columns, event_rows(events, retries))
-
-
 async def create_stage(conn: AsyncConnection, table: Table) -> str:
     """Creates (once per connection) the temporary twin of ``table``; returns its name."""
     name = f"stage_{table.name}"
@@ -135,3 +129,34 @@ async def stage_rows(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -
     values = pick if len(names) > 1 else lambda row: (pick(row),)
     await copy_rows(conn, name, columns, map(values, rows))
     return sql_table(name, *[sql_column(n) for n in names])
+
+
+async def copy_new_rows(
+    conn: AsyncConnection,
+    table: Table,
+    columns: Sequence[Column[Any]],
+    rows: Sequence[Sequence[Any]],
+) -> set[Any]:
+    """COPYs ``rows`` (values in ``columns`` order, the table's one-column primary key among
+    them) into ``table``, skipping those whose key is stored already; returns the keys of the
+    rows inserted.
+
+    A plain COPY in a savepoint when none is stored, the common case; else a COPY into the
+    table's temporary twin and an insert that skips the conflicts, in key order (two writers
+    of the same keys take their locks in the same order, so they cannot deadlock).
+    """
+    (key,) = table.primary_key.columns
+    names = [c.name for c in columns]
+    at = names.index(key.name)
+    try:
+        async with conn.begin_nested():
+            await copy_rows(conn, table.name, columns, rows)
+        return {row[at] for row in rows}
+    except UniqueViolation:
+        pass  # some are stored: skip them below
+    stage = await create_stage(conn, table)
+    await copy_rows(conn, stage, columns, rows)
+    staged = sql_table(stage, *[sql_column(n) for n in names])
+    stmt = postgresql.insert(table).from_select(names, select(*staged.c).order_by(staged.c[at]))
+    result = await conn.execute(stmt.on_conflict_do_nothing().returning(key))
+    return set(result.scalars())

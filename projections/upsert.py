@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from psycopg.errors import UniqueViolation
 from sqlalchemy import (
     ColumnElement,
     Table,
@@ -33,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from projections.decode import Event
 from projections.merge import Model, Row
-from projections.stage import DIALECT, EVENT_COLUMNS, copy_events, create_stage, stage_rows
+from projections.stage import DIALECT, LOG_COLUMNS, copy_new_rows, event_rows, stage_rows
 from projections.tables import hook_log
 
 logger = logging.getLogger(__name__)
@@ -96,24 +95,16 @@ async def insert_events(
 ) -> set[UUID]:
     """Inserts the ``hook_log`` rows of ``events``; returns the ids actually inserted.
 
-    The caller has already left out the ids it found stored, so a plain COPY (in a savepoint)
-    nearly always succeeds; only if another consumer stored one of them meanwhile (a
-    rebalance) does it fall back to an insert that skips the conflicts.
+    The caller has already left out the ids it found stored, so the plain COPY nearly always
+    succeeds; only if another consumer stored one of them meanwhile (a rebalance) are those
+    skipped (:func:`~projections.stage.copy_new_rows`).
     """
     if not events:
         return set()
-    try:
-        async with conn.begin_nested():
-            await copy_events(conn, "hook_log", events, retries)
-        return {event.event_id for event in events}
-    except UniqueViolation:
+    inserted = await copy_new_rows(conn, hook_log, LOG_COLUMNS, event_rows(events, retries))
+    if len(inserted) < len(events):
         logger.info("projections.events.conflict", extra={"events": len(events)})
-    stage = await create_stage(conn, hook_log)
-    await copy_events(conn, stage, events, retries)
-    staged = sql_table(stage, *[sql_column(n) for n in EVENT_COLUMNS])
-    stmt = insert(hook_log).from_select(EVENT_COLUMNS, select(*staged.c))
-    returning = stmt.on_conflict_do_nothing().returning(hook_log.c.event_id)
-    return {row[0] for row in await conn.execute(returning)}
+    return inserted
 
 
 async def insert_new(conn: AsyncConnection, table: Table, rows: Sequence[Row]) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from projections.decode import Event, JsonDocument, decode_record, payload_id_of
 from projections.rows import event_row
-from projections.stage import EVENT_COLUMNS, copy_events, event_rows, stage_rows
+from projections.stage import EVENT_COLUMNS, LOG_COLUMNS, copy_rows, event_rows, stage_rows
 from projections.tables import hook_log, sessions
 from tests.projections.story import Record, sample_story
 
@@ -40,7 +40,7 @@ def test_event_rows_equal_the_generic_rows() -> None:
 async def test_events_round_trip_through_binary_copy(engine: AsyncEngine) -> None:
     events = story_events()
     async with engine.begin() as conn:
-        await copy_events(conn, "hook_log", events, {events[3].event_id})
+        await copy_rows(conn, "hook_log", LOG_COLUMNS, event_rows(events, {events[3].event_id}))
     async with engine.connect() as conn:
         stored = {r.event_id: r for r in await conn.execute(select(hook_log))}
     assert len(stored) == len(events)
