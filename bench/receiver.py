@@ -25,7 +25,8 @@ alike), two measurements per server:
   (20 probes a second, connected before the run starts, so that its own load stays small).
   And the receiver's own view of each run, from its ``/metrics`` before and after: the share
   of its requests over 10 ms (first byte to answer), of its produce batches over 10 ms
-  (first record to acknowledgement), and hooks per batch (:func:`own_view`).
+  (first record to acknowledgement), and hooks per batch (:func:`own_view`). And the broker's
+  GC pauses during each (:func:`broker_pauses`): a round's tail can be told from a pause.
 The report gives each figure's median over the rounds, with its range. The receiver runs with
 ``acks=all`` and an idempotent producer, as in production, all on one topic. Results go to
 stdout and to ``bench/results/receiver-<time>.json``. This is a benchmark, not a test.
@@ -36,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
 import json
 import math
 import os
@@ -68,6 +70,7 @@ from bench.topics import create_topics, delete_topics
 from bench.workdir import work_dir
 from wcs_audit.settings import Settings
 from wcs_audit.stack import stack_up
+from wcs_audit.stack.kafka import KafkaPaths
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "wcs" / "samples"
@@ -280,8 +283,10 @@ def measure(
     args: argparse.Namespace,
     tools: tuple[str, str],
     work: Path,
+    gc_log: Path,
 ) -> dict[str, dict[str, float]]:
-    """One round against one server: warm-up, wrk throughput, then oha at each rate."""
+    """One round against one server: warm-up, wrk throughput, then oha at each rate (with,
+    for the receiver, the broker's pauses meanwhile, from its GC log ``gc_log``)."""
     url = f"http://127.0.0.1:{port}"
     mix = hook_mix(20_000, sessions=2_000)
     wrk_script(mix, work / "mix.lua")
@@ -303,8 +308,11 @@ def measure(
             before = snapshot()
             if probe is not None:
                 go(probe)
+            since = time.time()
             latency = run_oha(tools[1], targets, rate, args.seconds, work)
             used = busy_seconds_by_role(before, snapshot())
+            if name == "receiver":
+                results[f"broker_pauses_at_{rate}"] = broker_pauses(gc_log, since, time.time())
             if viewed is not None:
                 results[f"own_view_at_{rate}"] = own_view(viewed, receiver_view(url))
             progress(f"{name}: p50 {latency['p50_ms']:.2f} ms, p99 {latency['p99_ms']:.2f} ms")
@@ -313,6 +321,29 @@ def measure(
             if probe is not None:
                 results[f"kafka_ack_at_{rate}"] = json.loads(probe.communicate(timeout=60)[0])
     return results
+
+
+GC_PAUSE = re.compile(r"^\[([0-9T:.+-]+)\]\[gc[a-z,]*\s*\] GC\(\d+\) Pause .* ([0-9.]+)ms$")
+
+
+def broker_pauses(gc_log: Path, since: float, until: float) -> dict[str, float]:
+    """The broker's stop-the-world GC pauses that ended between ``since`` and ``until`` (Unix
+    times), from its GC log and the log's rotated files: how many, their sum and the longest.
+    Every produce request in flight waits a pause out, and the requests behind it queue."""
+    pauses = []
+    for file in gc_log.parent.glob(gc_log.name + "*"):
+        for line in file.read_text(errors="replace").splitlines():
+            match = GC_PAUSE.match(line)
+            if match is None:
+                continue
+            ended = datetime.datetime.strptime(match[1], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+            if since <= ended <= until:
+                pauses.append(float(match[2]))
+    return {
+        "count": len(pauses),
+        "total_ms": round(sum(pauses), 2),
+        "longest_ms": max(pauses, default=0.0),
+    }
 
 
 def receiver_view(url: str) -> dict[str, dict[float, float]]:
@@ -415,6 +446,7 @@ def main() -> None:
     progress("local stack …")
     stack_up(settings)
     tools = ensure_tools(settings.cache_dir)
+    gc_log = KafkaPaths.of(settings).gc_log
     with work_dir("bench-receiver-") as work:
         topic = f"bench.hooks.{int(time.time())}"
         env = {
@@ -442,8 +474,10 @@ def main() -> None:
         receivers: list[Round] = []
         for number in range(1, args.rounds + 1):
             progress(f"round {number} of {args.rounds}")
-            echoes.append(measure("echo", echo_argv, echo_env, 9390, args, tools, work))
-            receivers.append(measure("receiver", receiver_argv, env, 9391, args, tools, work))
+            echoes.append(measure("echo", echo_argv, echo_env, 9390, args, tools, work, gc_log))
+            receivers.append(
+                measure("receiver", receiver_argv, env, 9391, args, tools, work, gc_log)
+            )
         kept = asyncio.run(records_in(settings, topic))
         # each run's topics: hundreds of partitions left behind slow the broker down
         scratch = [topic, topic + ".rejected", topic + ".probe", topic + ".warmup"]
@@ -519,6 +553,12 @@ def report(
         for figure in ("p50_ms", "p99_ms"):
             acks = spread([r[f"kafka_ack_at_{rate}"][figure] for r in receivers], 2)
             lines.append(f"{f'  Kafka ack {figure[:3]} ms':22}{'':>24}{acks:>24}")
+        for figure, label, digits in (
+            ("count", "  broker GC pauses", 0),
+            ("longest_ms", "  longest pause ms", 1),
+        ):
+            paused = spread([r[f"broker_pauses_at_{rate}"][figure] for r in receivers], digits)
+            lines.append(f"{label:22}{'':>24}{paused:>24}")
         for figure, label, digits in (
             ("requests_over_10ms", "  own: requests >10ms", 4),
             ("batches_over_10ms", "  own: batches >10ms", 4),
