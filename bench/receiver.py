@@ -2,7 +2,7 @@
 server measured in the same run as the ceiling.
 
     .venv/bin/python -m bench.receiver [--workers 2] [--seconds 15] [--rates 1000,2500,5000]
-        [--rounds 3] [--warmup 5] [--kafka-warmup 40]
+        [--rounds 3] [--warmup 5] [--kafka-warmup 40] [--oha-threads N]
 
 The broker first gets ``--kafka-warmup`` seconds of wrk through the receiver, and each server
 ``--warmup`` seconds, none of it measured: the Kafka JVM's JIT compiles the produce path over
@@ -27,6 +27,7 @@ alike), two measurements per server:
   of its requests over 10 ms (first byte to answer), of its produce batches over 10 ms
   (first record to acknowledgement), and hooks per batch (:func:`own_view`). And the broker's
   GC pauses during each (:func:`broker_pauses`): a round's tail can be told from a pause.
+``--oha-threads`` sets oha's runtime threads (its default: one per physical core).
 The report gives each figure's median over the rounds, with its range. The receiver runs with
 ``acks=all`` and an idempotent producer, as in production, all on one topic. Results go to
 stdout and to ``bench/results/receiver-<time>.json``. This is a benchmark, not a test.
@@ -185,7 +186,12 @@ def run_wrk(wrk: str, script: Path, url: str, seconds: int) -> dict[str, float]:
 
 
 def run_oha(
-    oha: str, targets: tuple[Path, Path], rate: int, seconds: int, work: Path
+    oha: str,
+    targets: tuple[Path, Path],
+    rate: int,
+    seconds: int,
+    threads: int | None,
+    work: Path,
 ) -> dict[str, float]:
     """Figures for an open-loop run at ``rate`` hooks/s, with ``machine_busy``: the share of
     all cores busy meanwhile (every process, the kernel's interrupts included), the share the
@@ -203,6 +209,8 @@ def run_oha(
         "-T", "application/json;charset=UTF-8", "-Z", str(bodies),
         "--urls-from-file", str(urls), "--output-format", "json", "--db-url", str(db),
     ]  # fmt: skip
+    if threads is not None:  # else oha's own default: a runtime thread per physical core
+        argv += ["--worker-threads", str(threads)]
     busy_before, started = machine_busy_s(), time.perf_counter()
     children_before, steal_before = children_cpu_s(), machine_steal_s()
     summary = json.loads(subprocess.run(argv, capture_output=True, check=True).stdout)
@@ -309,7 +317,7 @@ def measure(
             if probe is not None:
                 go(probe)
             since = time.time()
-            latency = run_oha(tools[1], targets, rate, args.seconds, work)
+            latency = run_oha(tools[1], targets, rate, args.seconds, args.oha_threads, work)
             used = busy_seconds_by_role(before, snapshot())
             if name == "receiver":
                 results[f"broker_pauses_at_{rate}"] = broker_pauses(gc_log, since, time.time())
@@ -439,6 +447,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--kafka-warmup", type=int, default=40)
+    parser.add_argument("--oha-threads", type=int, default=None)
     args = parser.parse_args()
 
     speed_ms = python_speed_ms()
