@@ -32,6 +32,17 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
+def service_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a ``wcs-audit`` process on ``settings``' Kafka and topic; ``extra``
+    adds ``WCS_AUDIT_<NAME>`` variables."""
+    return {
+        **os.environ,
+        "WCS_AUDIT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "WCS_AUDIT_TOPIC": settings.topic,
+        **{f"WCS_AUDIT_{name.upper()}": value for name, value in extra.items()},
+    }
+
+
 def wait_for(condition: Callable[[], bool], within: float = 20) -> None:
     """Polls ``condition`` until true; fails the test after ``within`` seconds."""
     deadline = time.monotonic() + within

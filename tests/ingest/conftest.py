@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -14,6 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from ingest.app import listening_socket, receiving
+from tests.conftest import service_env
 from tests.loops import on_uvloop
 from tests.samples import SAMPLES
 from wcs_audit.settings import Settings
@@ -102,12 +102,10 @@ def free_port() -> int:
 def receiver_env(settings: Settings, spool: Path, port: int, **extra: str) -> dict[str, str]:
     """The environment of a ``wcs-audit receiver`` process on ``port`` for the test's topics,
     spooling under ``spool``; ``extra`` adds ``WCS_AUDIT_<NAME>`` variables."""
-    return {
-        **os.environ,
-        "WCS_AUDIT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "WCS_AUDIT_TOPIC": settings.topic,
-        "WCS_AUDIT_REJECTED_TOPIC": settings.rejected_topic,
-        "WCS_AUDIT_SPOOL_DIR": str(spool),
-        "WCS_AUDIT_HTTP_PORT": str(port),
-        **{f"WCS_AUDIT_{name.upper()}": value for name, value in extra.items()},
-    }
+    return service_env(
+        settings,
+        rejected_topic=settings.rejected_topic,
+        spool_dir=str(spool),
+        http_port=str(port),
+        **extra,
+    )

@@ -8,7 +8,6 @@ after T0): e.g. the publisher goes PUBLISHING at 4 and UNPUBLISHED at 120.5, so 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from projections.app import create_app
 from projections.consume import BatchResult, ProjectorConfig, apply_batch
 from projections.tables import projection_positions
+from tests.conftest import service_env
 from tests.projections.story import (
     IN_CALL,
     NODE,
@@ -256,16 +256,14 @@ async def test_crash_between_write_and_commit_loses_and_duplicates_nothing(
 
 def projector_env(settings: Settings) -> dict[str, str]:
     """The environment of a projector process for ``settings``' topic, database and group."""
-    return {
-        **os.environ,
-        "WCS_AUDIT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "WCS_AUDIT_TOPIC": settings.topic,
-        "WCS_AUDIT_DATABASE_URL": settings.database_url,
-        "WCS_AUDIT_PROJECTOR_GROUP": settings.projector_group,
-        "WCS_AUDIT_PROJECTOR_BATCH_SIZE": str(settings.projector_batch_size),
-        "WCS_AUDIT_PROJECTOR_BATCH_TIMEOUT_MS": str(settings.projector_batch_timeout_ms),
-        "WCS_AUDIT_PROJECTOR_SESSION_SILENCE_S": str(settings.projector_session_silence_s),
-    }
+    return service_env(
+        settings,
+        database_url=settings.database_url,
+        projector_group=settings.projector_group,
+        projector_batch_size=str(settings.projector_batch_size),
+        projector_batch_timeout_ms=str(settings.projector_batch_timeout_ms),
+        projector_session_silence_s=str(settings.projector_session_silence_s),
+    )
 
 
 @pytest.mark.parametrize("point", ["written", "committed"])
