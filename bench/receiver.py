@@ -23,9 +23,10 @@ alike), two measurements per server:
   Beside the receiver's runs, :mod:`bench.ack_probe` measures Kafka's own acknowledgement
   latency under the same load, on a topic of its own: the broker's part of the answer time
   (20 probes a second, connected before the run starts, so that its own load stays small).
-  And the receiver's own view of each run, from its ``/metrics`` before and after: the share
-  of its requests over 10 ms (first byte to answer), of its produce batches over 10 ms
-  (first record to acknowledgement), and hooks per batch (:func:`own_view`). And the broker's
+  And the receiver's own view of each run (and of the wrk run), from its ``/metrics`` before
+  and after: the share of its requests over 10 ms (first byte to answer), of its produce
+  batches over 10 ms (first record to acknowledgement), and hooks per batch
+  (:func:`own_view`). And the broker's
   GC pauses during each (:func:`broker_pauses`): a round's tail can be told from a pause.
 ``--oha-threads`` sets oha's runtime threads (its default: one per physical core).
 The report gives each figure's median over the rounds, with its range. The receiver runs with
@@ -303,9 +304,12 @@ def measure(
         progress(f"{name}: warm-up, {args.warmup}s (not measured) …")
         results = {"warmup": run_wrk(tools[0], work / "mix.lua", url, args.warmup)}
         progress(f"{name}: wrk, {args.seconds}s closed loop …")
+        viewed = receiver_view(url) if name == "receiver" else None
         before = snapshot()
         throughput = run_wrk(tools[0], work / "mix.lua", url, args.seconds)
         used = busy_seconds_by_role(before, snapshot())
+        if viewed is not None:
+            results["own_view_throughput"] = own_view(viewed, receiver_view(url))
         progress(f"{name}: {throughput['ok_rate']:.0f} hooks/s")
         results["throughput"] = throughput
         results["cpu_throughput"] = per_hook_us(used, round(throughput["requests"]))
@@ -393,6 +397,19 @@ def own_view(
         "batches_over_10ms": batches_over,
         "hooks_per_batch": round(requests / max(batches, 1), 2),
     }
+
+
+def own_rows(receivers: list[Round], phase: str) -> list[str]:
+    """The report's lines of the receiver's own view (:func:`own_view`) during ``phase``."""
+    lines = []
+    for figure, label, digits in (
+        ("requests_over_10ms", "  own: requests >10ms", 4),
+        ("batches_over_10ms", "  own: batches >10ms", 4),
+        ("hooks_per_batch", "  own: hooks/batch", 2),
+    ):
+        seen = spread([r[f"own_view_{phase}"][figure] for r in receivers], digits)
+        lines.append(f"{label:22}{'':>24}{seen:>24}")
+    return lines
 
 
 def start_ack_probe(env: dict[str, str], seconds: int) -> subprocess.Popen[bytes]:
@@ -547,6 +564,7 @@ def report(
         f"{'':22}{'echo (ceiling)':>24}{'receiver':>24}",
         row("throughput hooks/s", ("throughput", "ok_rate"), 0),
         f"{'receiver / echo':22}{'':>24}{spread(ratios, 2):>24}",
+        *own_rows(receivers, "throughput"),
     ]
     for rate in args.rates:
         for figure, unit, digits in (
@@ -568,13 +586,7 @@ def report(
         ):
             paused = spread([r[f"broker_pauses_at_{rate}"][figure] for r in receivers], digits)
             lines.append(f"{label:22}{'':>24}{paused:>24}")
-        for figure, label, digits in (
-            ("requests_over_10ms", "  own: requests >10ms", 4),
-            ("batches_over_10ms", "  own: batches >10ms", 4),
-            ("hooks_per_batch", "  own: hooks/batch", 2),
-        ):
-            seen = spread([r[f"own_view_at_{rate}"][figure] for r in receivers], digits)
-            lines.append(f"{label:22}{'':>24}{seen:>24}")
+        lines += own_rows(receivers, f"at_{rate}")
     for phase in ("throughput", *(f"at_{rate}" for rate in args.rates)):
         roles = receivers[0][f"cpu_{phase}"]
         costs = ", ".join(
