@@ -32,8 +32,8 @@ class StoredPayloads:
 
     Only :meth:`remember` ids after their transaction committed: an id remembered from a
     transaction that rolled back would leave later hooks with that body pointing at nothing.
-    Nothing in the projector deletes payloads; delete them by hand only with the hooks that
-    point at them, and restart the projector after.
+    For the same reason only a prune deletes payloads (:mod:`projections.prune`), and only
+    while no projector runs: it holds the projections lock exclusive.
 
     Holds two generations of at most ``limit`` ids each (~90 bytes an id: ~18 MB at the
     default). When the recent one is full it becomes the older one, and the oldest is

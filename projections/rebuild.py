@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import Table, text
@@ -23,28 +22,13 @@ from projections.consume import ProjectorConfig, apply_batch, session_options
 from projections.decode import BodyCache
 from projections.guard import projections_lock
 from projections.payloads import StoredPayloads
+from projections.progress import Progress, ProgressSink
 from projections.tables import PROJECTION_TABLES
 from wcs_audit.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 SCHEMA = "wcs_rebuild"
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """How far a rebuild is: records applied of those in the topic when it started."""
-
-    applied: int
-    total: int
-    seconds: float
-
-    @property
-    def rate(self) -> float:
-        return self.applied / self.seconds if self.seconds > 0 else 0.0
-
-
-ProgressSink = Callable[[Progress], None]
 
 
 def stored_columns(table: Table) -> list[str]:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     Computed,
     DateTime,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -168,6 +169,25 @@ hook_payloads = Table(
     comment=(
         "Each distinct hook body once (a leg's keep-alives repeat one body every interval); "
         "rows of hook_log point here by payload_id"
+    ),
+)
+
+audit_log_prunes = Table(
+    "audit_log_prunes",
+    metadata,
+    Column("prune_id", BigInteger, Identity(), primary_key=True),
+    Column("pruned_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    _ts("received_before", "hooks received before this time were deleted", nullable=False),
+    Column("hooks", BigInteger, nullable=False, comment="rows deleted from hook_log"),
+    Column(
+        "payloads",
+        BigInteger,
+        nullable=False,
+        comment="bodies deleted from hook_payloads (no hook pointed at them any more)",
+    ),
+    comment=(
+        "Each prune of the audit log (wcs-audit projections prune). The read models and "
+        "Kafka's copy were kept; a rebuild restores the hooks Kafka still holds"
     ),
 )
 

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from projections.progress import Progress, ProgressSink
 from wcs_audit.settings import Settings, SettingsError
 from wcs_audit.stack import StackError, stack_down, stack_status, stack_up
 
@@ -64,33 +65,64 @@ def cmd_projector(_: argparse.Namespace, settings: Settings) -> int:
     return uvloop.run(run_projector(settings))
 
 
+def show_progress(label: str, unit: str) -> ProgressSink:
+    """A progress sink that redraws one line on stderr, ended once the task is done."""
+
+    def show(progress: Progress) -> None:
+        share = 100 * progress.done / progress.total if progress.total else 100.0
+        print(
+            f"\r{label}  {progress.done}/{progress.total} {unit}  {share:5.1f}%  "
+            f"{progress.rate:,.0f}/s",
+            end="\n" if progress.done >= progress.total else "",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return show
+
+
 def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     import uvloop
 
     from projections.guard import ProjectionsBusyError
-    from projections.rebuild import Progress, TruncatedTopicError, rebuild
+    from projections.rebuild import TruncatedTopicError, rebuild
     from wcs_audit.heap import BATCH_YOUNG_THRESHOLD, settle_heap
     from wcs_audit.logs import configure_logging
 
     configure_logging(settings.log_level)
     settle_heap(BATCH_YOUNG_THRESHOLD)
-
-    def show(progress: Progress) -> None:
-        share = 100 * progress.applied / progress.total if progress.total else 100.0
-        print(
-            f"\rrebuild  {progress.applied}/{progress.total} records  {share:5.1f}%  "
-            f"{progress.rate:,.0f}/s",
-            end="\n" if progress.applied >= progress.total else "",
-            file=sys.stderr,
-            flush=True,
-        )
-
+    show = show_progress("rebuild", "records")
     try:
         result = uvloop.run(rebuild(settings, show, allow_truncated=args.allow_truncated))
     except (ProjectionsBusyError, TruncatedTopicError) as error:
         print(f"wcs-audit: {error}", file=sys.stderr)
         return 1
-    print(f"rebuilt from {result.applied} records in {result.seconds:.1f}s and swapped in")
+    print(f"rebuilt from {result.done} records in {result.seconds:.1f}s and swapped in")
+    return 0
+
+
+def cmd_projections_prune(args: argparse.Namespace, settings: Settings) -> int:
+    import datetime
+
+    import uvloop
+
+    from projections.guard import ProjectionsBusyError
+    from projections.prune import prune
+    from wcs_audit.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    before = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=args.older_than)
+    show = show_progress("prune", "hooks")
+    try:
+        result = uvloop.run(prune(settings, before, show, dry_run=args.dry_run))
+    except ProjectionsBusyError as error:
+        print(f"wcs-audit: {error}", file=sys.stderr)
+        return 1
+    done = "would delete" if args.dry_run else "deleted"
+    print(
+        f"{done} {result.hooks} hooks received before {before.isoformat(timespec='seconds')} "
+        f"and {result.payloads} bodies no other hook has, in {result.seconds:.1f}s"
+    )
     return 0
 
 
@@ -133,7 +165,8 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import datetime
     from pathlib import Path
 
-    from simulator.load import Progress, render_progress
+    from simulator.load import Progress as LoadProgress
+    from simulator.load import render_progress
     from simulator.run import projector_env, simulate
     from simulator.scenario import ALL_QUIRKS, Quirks, Scenario
 
@@ -162,7 +195,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     for name, value in projector_env(scenario).items():
         print(f"  {name}={value}", file=sys.stderr)
 
-    def show(progress: Progress) -> None:
+    def show(progress: LoadProgress) -> None:
         print("\r" + render_progress(progress), end="", file=sys.stderr, flush=True)
 
     outcome = asyncio.run(
@@ -242,6 +275,14 @@ def add_simulator_commands(commands: Any) -> None:
     check.set_defaults(handler=cmd_check)
 
 
+def positive_days(value: str) -> float:
+    """``--older-than``: a number of days above 0."""
+    days = float(value)
+    if not days > 0:
+        raise argparse.ArgumentTypeError(f"expected days above 0, got {value}")
+    return days
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command tree; each leaf sets ``handler`` to the function that runs it."""
     parser = argparse.ArgumentParser(prog="wcs-audit", description=__doc__)
@@ -276,6 +317,22 @@ def build_parser() -> argparse.ArgumentParser:
         "(the rows they built are lost)",
     )
     rebuild.set_defaults(handler=cmd_projections_rebuild)
+    prune = projections_commands.add_parser(
+        "prune",
+        help="delete the audit log's old hooks from PostgreSQL (hook_log, and the bodies no "
+        "other hook has); the read models and Kafka keep theirs. Stop the projectors first",
+    )
+    prune.add_argument(
+        "--older-than",
+        type=positive_days,
+        required=True,
+        metavar="DAYS",
+        help="delete the hooks received more than DAYS days ago",
+    )
+    prune.add_argument(
+        "--dry-run", action="store_true", help="count what would be deleted, delete nothing"
+    )
+    prune.set_defaults(handler=cmd_projections_prune)
 
     receiver = commands.add_parser("receiver", help="the WCS hook receiver (HTTP -> Kafka)")
     receiver.set_defaults(handler=cmd_receiver)

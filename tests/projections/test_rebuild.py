@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from projections.app import create_app
 from projections.guard import ProjectionsBusyError, projections_lock
-from projections.rebuild import Progress, TruncatedTopicError, rebuild
+from projections.progress import Progress
+from projections.rebuild import TruncatedTopicError, rebuild
 from projections.tables import PROJECTION_TABLES
 from tests.projections.story import produce, project, sample_story, shuffled_with_retries
 from wcs_audit.settings import Settings
@@ -49,8 +50,8 @@ async def test_rebuild_equals_live(projector_settings: Settings) -> None:
     seen: list[Progress] = []
     result = await rebuild(settings.replace(projector_batch_size=31), seen.append)
 
-    assert (result.applied, result.total) == (124, 124)
-    assert [p.applied for p in seen] == [31, 62, 93, 124]
+    assert (result.done, result.total) == (124, 124)
+    assert [p.done for p in seen] == [31, 62, 93, 124]
     assert snapshot(settings) == live
 
 
@@ -76,7 +77,7 @@ async def test_a_rebuild_and_a_live_projector_exclude_each_other(
         await late.stop()
         await engine.dispose()
     result = await rebuild(projector_settings, lambda _: None)  # nobody holds it now
-    assert result.applied == result.total > 0
+    assert result.done == result.total > 0
 
 
 async def test_a_rebuild_refuses_a_topic_whose_first_records_are_gone(
@@ -105,5 +106,5 @@ async def test_a_rebuild_refuses_a_topic_whose_first_records_are_gone(
     assert snapshot(projector_settings) == live  # nothing written, nothing swapped
 
     result = await rebuild(projector_settings, lambda _: None, allow_truncated=True)
-    assert result.applied == result.total == len(live["hook_log"]) - 2
+    assert result.done == result.total == len(live["hook_log"]) - 2
     assert len(snapshot(projector_settings)["hook_log"]) == len(live["hook_log"]) - 2
