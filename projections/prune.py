@@ -112,14 +112,16 @@ async def prune(
     points at any more, and records the prune in ``audit_log_prunes``; with ``dry_run``,
     only counts them. Returns what it deleted (or would).
 
-    Raises ``ProjectionsBusyError`` at once while a live projector or a rebuild runs, and any
-    database error (what was committed by then stays deleted; running it again finishes)."""
+    Raises ``ProjectionsBusyError`` at once while a live projector or a rebuild runs (a dry
+    run only reads, and runs beside them), and any database error (what was committed by then
+    stays deleted; running it again finishes)."""
     started = time.perf_counter()
     engine = create_async_engine(settings.database_url)
     try:
-        async with projections_lock(engine, exclusive=True), engine.connect() as conn:
-            if dry_run:
+        if dry_run:
+            async with engine.connect() as conn:
                 return await count_prunable(conn, before)
+        async with projections_lock(engine, exclusive=True), engine.connect() as conn:
             hooks = await delete_hooks(conn, before, progress, chunk)
             payloads = (await conn.execute(DELETE_BODIES)).rowcount
             await conn.execute(

@@ -275,11 +275,14 @@ def add_simulator_commands(commands: Any) -> None:
     check.set_defaults(handler=cmd_check)
 
 
+MAX_DAYS = 36_500  # a century: a cut-off any datetime can hold
+
+
 def positive_days(value: str) -> float:
-    """``--older-than``: a number of days above 0."""
+    """``--older-than``: a number of days above 0, at most :data:`MAX_DAYS`."""
     days = float(value)
-    if not days > 0:
-        raise argparse.ArgumentTypeError(f"expected days above 0, got {value}")
+    if not 0 < days <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"expected days above 0 and up to {MAX_DAYS}, got {value}")
     return days
 
 

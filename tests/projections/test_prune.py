@@ -95,7 +95,7 @@ async def test_a_prune_after_an_interrupted_one_deletes_the_bodies_left_behind(
     assert await stored(engine) == (bodies_of(second_batch()), 2)
 
 
-async def test_a_prune_is_refused_while_a_projector_runs(
+async def test_a_prune_is_refused_while_a_projector_runs_and_a_dry_run_is_not(
     engine: AsyncEngine, projector_settings: Settings
 ) -> None:
     await two_batches(engine, projector_settings)
@@ -103,6 +103,8 @@ async def test_a_prune_is_refused_while_a_projector_runs(
     async with projections_lock(engine, exclusive=False):  # as a live projector holds it
         with pytest.raises(ProjectionsBusyError, match="a live projector is running"):
             await prune(projector_settings, CUT, print)
+        counted = await prune(projector_settings, CUT, print, dry_run=True)  # only reads
+    assert same(counted, hooks=6, payloads=1)
     assert await stored(engine) == before
 
 
@@ -124,5 +126,6 @@ async def test_the_command_prunes_what_is_older_than_its_days(
     assert await asyncio.to_thread(main, [*command, "30"]) == 0
     assert capsys.readouterr().out.startswith("deleted 10 hooks received before ")
     assert await stored(engine) == ([], 0)
-    with pytest.raises(SystemExit):
-        main([*command, "0"])
+    for refused in ("0", "inf", "nan", "36501"):
+        with pytest.raises(SystemExit):
+            main([*command, refused])
