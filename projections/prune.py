@@ -40,11 +40,10 @@ logger = logging.getLogger(__name__)
 CHUNK = 50_000  # hooks deleted per transaction
 
 COUNT_HOOKS = text("SELECT count(*) FROM hook_log WHERE received_at < :before")
-# the bodies only pruned hooks point at: those the prune will delete
+# the bodies no hook received from ``before`` on points at: those the prune will delete
 COUNT_BODIES = text(
-    "SELECT count(DISTINCT o.payload_id) FROM hook_log o WHERE o.received_at < :before "
-    "AND NOT EXISTS (SELECT 1 FROM hook_log n "
-    "WHERE n.payload_id = o.payload_id AND n.received_at >= :before)"
+    "SELECT count(*) FROM hook_payloads p WHERE NOT EXISTS (SELECT 1 FROM hook_log l "
+    "WHERE l.payload_id = p.payload_id AND l.received_at >= :before)"
 )
 # the oldest ``chunk`` hooks from ``since`` on, by their row addresses; each chunk starts
 # where the last ended, past the index entries of the rows deleted before (still in the index
@@ -72,7 +71,8 @@ class Pruned:
 
 
 async def count_prunable(conn: AsyncConnection, before: datetime) -> Pruned:
-    """The hooks received before ``before``, and the bodies only they point at."""
+    """The hooks received before ``before``, and the bodies no later hook points at: what
+    :func:`prune` would delete."""
     started = time.perf_counter()
     hooks = (await conn.execute(COUNT_HOOKS, {"before": before})).scalar_one()
     bodies = (await conn.execute(COUNT_BODIES, {"before": before})).scalar_one()
