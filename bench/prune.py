@@ -34,6 +34,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from sqlalchemy.engine import make_url
 
 from bench.cpu import python_speed_ms
 from migrations.run import upgrade
@@ -81,7 +82,8 @@ def copy_database(template: str, copy: str) -> None:
     with psycopg.connect(libpq_conninfo(template, "postgres"), autocommit=True) as conn:
         conn.execute(
             sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(copy.rsplit("/", 1)[1]), sql.Identifier(template.rsplit("/", 1)[1])
+                sql.Identifier(str(make_url(copy).database)),
+                sql.Identifier(str(make_url(template).database)),
             )
         )
 

@@ -26,8 +26,8 @@ alike), two measurements per server:
   And the receiver's own view of each run (and of the wrk run), from its ``/metrics`` before
   and after: the share of its requests over 10 ms (first byte to answer), of its produce
   batches over 10 ms (first record to acknowledgement), and hooks per batch
-  (:func:`own_view`). And the broker's
-  GC pauses during each (:func:`broker_pauses`): a round's tail can be told from a pause.
+  (:func:`own_view`). And the broker's GC pauses during each (:func:`broker_pauses`): a
+  round's tail can be told from a pause.
 ``--oha-threads`` sets oha's runtime threads (its default: one per physical core).
 The report gives each figure's median over the rounds, with its range. The receiver runs with
 ``acks=all`` and an idempotent producer, as in production, all on one topic. Results go to
